@@ -1,0 +1,19 @@
+# rethink: the randomization tests of Zhang et al. 2017, "Understanding deep learning requires
+# rethinking generalization", from dataset download to figures. See README.md.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/corrupt.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

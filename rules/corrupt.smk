@@ -1,0 +1,19 @@
+# Randomized variants (Zhang et al. 2017, Section 2.1) of each dataset.
+
+
+rule write_variant:
+    input:
+        "results/datasets/{dataset}.h5",
+    output:
+        "results/variants/{dataset}/{variant}.h5",
+    log:
+        "logs/variants/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/variants/{dataset}/{variant}.tsv"
+    params:
+        seed=lambda w: variant_seed(config, w.variant),
+        corrupt_test_labels=config["variants"]["corrupt_test_labels"],
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/write_variant.py"

@@ -1,0 +1,33 @@
+# Source datasets: download the archives, convert them to results/datasets/{dataset}.h5.
+
+
+rule download_archive:
+    output:
+        f"{ARCHIVE_DIR}/{{archive}}",
+    log:
+        f"logs/{ARCHIVE_DIR}/{{archive}}.log",
+    params:
+        urls=lambda w: list(ARCHIVES[w.archive].urls),
+        md5=lambda w: ARCHIVES[w.archive].md5,
+    retries: 2
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/download_archive.py"
+
+
+rule write_dataset:
+    input:
+        get_archives,
+    output:
+        "results/datasets/{dataset}.h5",
+    log:
+        "logs/datasets/{dataset}.log",
+    benchmark:
+        "results/benchmarks/datasets/{dataset}.tsv"
+    params:
+        options=lambda w: config["data"],
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/write_dataset.py"

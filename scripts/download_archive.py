@@ -1,0 +1,10 @@
+from rethink.download import download
+from rethink.jobs import run_job
+
+run_job(
+    snakemake.log[0],
+    download,
+    urls=snakemake.params.urls,
+    dest=snakemake.output[0],
+    md5=snakemake.params.md5,
+)

@@ -1,0 +1,11 @@
+from rethink.datasets import write_dataset_file
+from rethink.jobs import run_job
+
+run_job(
+    snakemake.log[0],
+    write_dataset_file,
+    name=snakemake.wildcards.dataset,
+    archive_paths=list(snakemake.input),
+    options=snakemake.params.options,
+    output_path=snakemake.output[0],
+)
