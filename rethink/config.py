@@ -4,6 +4,10 @@ The schema (schemas/config.schema.yaml) fixes structure, types and ranges; this 
 what the schema cannot know, so that a typo stops Snakemake before any job runs.
 """
 
+import difflib
+
+import jsonschema
+
 from rethink import RethinkError
 from rethink.datasets import DATASETS
 from rethink.variants import VariantNameError, parse_variant
@@ -11,6 +15,20 @@ from rethink.variants import VariantNameError, parse_variant
 
 class ConfigError(RethinkError):
     """A config value that names nothing the pipeline knows."""
+
+
+def describe_schema_error(err: jsonschema.ValidationError) -> str:
+    """One line naming the offending config key, from jsonschema's verbose error."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+    where = where.lstrip(".")
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = list(err.schema.get("properties", {}))
+        unknown = [k for k in err.instance if k not in allowed]
+        key = ".".join(filter(None, [where, str(unknown[0])]))
+        close = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"config key '{key}' is unknown; {hint}allowed here: {', '.join(allowed)}"
+    return f"config key '{where or '(top level)'}': {err.message}"
 
 
 def check_config(config: dict) -> dict:

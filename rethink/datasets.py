@@ -118,7 +118,10 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(shape)
 
 
-_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+_MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
 
 
 def _mnist_archive(filename: str, md5: str) -> Archive:
@@ -170,6 +173,9 @@ def write_dataset_file(name: str, archive_paths: list, options: dict, output_pat
     write_dataset(output_path, dataset)
     log.info(
         "%s: %d train and %d test images of shape %s, %d classes",
-        output_path, len(dataset.train.labels), len(dataset.test.labels),
-        dataset.train.images.shape[1:], len(dataset.classes),
+        output_path,
+        len(dataset.train.labels),
+        len(dataset.test.labels),
+        dataset.train.images.shape[1:],
+        len(dataset.classes),
     )

@@ -58,12 +58,15 @@ def _fetch(url: str, tmp: Path, timeout_s: float) -> str:
     digest = hashlib.md5()
     with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
         with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
-            # read() raises IncompleteRead if the server closes before Content-Length bytes.
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
                 digest.update(block)
+                received += len(block)
                 bar.update(len(block))
+    if total is not None and received != total:  # urllib returns short reads silently
+        raise DownloadError(f"incomplete download: received {received} of {total} bytes")
     return digest.hexdigest()
 
 

@@ -95,17 +95,17 @@ def _read_split(path: Path, f: h5py.File, name: str) -> Split:
     arrays = {}
     for key in ("images", "labels"):
         where = f"{name}/{key}"
+        link = f.get(where, getlink=True)
+        if link is None:
+            raise DataFileError(f"{path}: dataset '{where}' missing; rebuild the file")
         try:
-            if where not in f:
-                link = f.get(where, getlink=True)
-                if isinstance(link, h5py.ExternalLink):
-                    raise DataFileError(
-                        f"{path}: '{where}' links to {link.filename}:{link.path}, which cannot "
-                        "be opened; rebuild that file with snakemake"
-                    )
-                raise DataFileError(f"{path}: dataset '{where}' missing; rebuild the file")
             arrays[key] = f[where][()]
         except (OSError, KeyError, RuntimeError) as err:
+            if isinstance(link, h5py.ExternalLink):
+                raise DataFileError(
+                    f"{path}: '{where}' links to {link.filename}:{link.path}, which cannot be "
+                    f"read ({_h5_reason(err)}); rebuild that file with snakemake"
+                ) from None
             raise DataFileError(
                 f"{path}: cannot read '{where}' ({_h5_reason(err)}); "
                 "the file is truncated or corrupt: delete it and rerun snakemake"

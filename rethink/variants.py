@@ -182,6 +182,9 @@ def write_variant_file(
     write_dataset(output_path, variant, image_links=links)
     log.info(
         "%s: variant %s, seed %d, %.2f%% of train labels changed",
-        output_path, name, seed, 100 * variant.attrs["changed_fraction"],
+        output_path,
+        name,
+        seed,
+        100 * variant.attrs["changed_fraction"],
     )
     return variant

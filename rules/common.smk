@@ -1,11 +1,21 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
+import os
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from rethink.config import check_config, variant_seed
+from rethink.config import ConfigError, check_config, describe_schema_error, variant_seed
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 
+# Jobs import this checkout's rethink/, also inside conda environments that do not install it.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+)
 
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as err:  # raised while handling jsonschema's ValidationError
+    raise ConfigError(describe_schema_error(err.__context__)) from None
 check_config(config)
 
 
@@ -17,10 +27,7 @@ wildcard_constraints:
 
 def get_archives(wildcards):
     """The downloaded files dataset `wildcards.dataset` is built from (none for mnist5k)."""
-    return [
-        f"{ARCHIVE_DIR}/{archive.filename}"
-        for archive in DATASETS[wildcards.dataset].archives
-    ]
+    return [f"{ARCHIVE_DIR}/{archive.filename}" for archive in DATASETS[wildcards.dataset].archives]
 
 
 def get_final_outputs():

@@ -10,10 +10,10 @@ rule write_variant:
         "logs/variants/{dataset}/{variant}.log",
     benchmark:
         "results/benchmarks/variants/{dataset}/{variant}.tsv"
+    conda:
+        "../envs/data.yaml"
     params:
         seed=lambda w: variant_seed(config, w.variant),
         corrupt_test_labels=config["variants"]["corrupt_test_labels"],
-    conda:
-        "../envs/data.yaml"
     script:
         "../scripts/write_variant.py"

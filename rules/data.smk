@@ -6,12 +6,12 @@ rule download_archive:
         f"{ARCHIVE_DIR}/{{archive}}",
     log:
         f"logs/{ARCHIVE_DIR}/{{archive}}.log",
-    params:
-        urls=lambda w: list(ARCHIVES[w.archive].urls),
-        md5=lambda w: ARCHIVES[w.archive].md5,
     retries: 2
     conda:
         "../envs/data.yaml"
+    params:
+        urls=lambda w: list(ARCHIVES[w.archive].urls),
+        md5=lambda w: ARCHIVES[w.archive].md5,
     script:
         "../scripts/download_archive.py"
 
@@ -25,9 +25,9 @@ rule write_dataset:
         "logs/datasets/{dataset}.log",
     benchmark:
         "results/benchmarks/datasets/{dataset}.tsv"
-    params:
-        options=lambda w: config["data"],
     conda:
         "../envs/data.yaml"
+    params:
+        options=lambda w: config["data"],
     script:
         "../scripts/write_dataset.py"

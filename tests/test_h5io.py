@@ -1,0 +1,81 @@
+import h5py
+import numpy as np
+import pytest
+
+from rethink.h5io import DataFileError, ImageDataset, Split, read_dataset, write_dataset
+
+
+def test_round_trip_keeps_layout_dtypes_and_attributes(mnist5k, tmp_path):
+    path = tmp_path / "d.h5"
+    write_dataset(path, mnist5k)
+    with h5py.File(path) as f:
+        assert set(f) == {"train", "test"}
+        assert f["train/images"].dtype == np.uint8 and f["train/images"].ndim == 4
+        assert f["test/labels"].dtype == np.int64
+        assert set(f.attrs) >= {"classes", "source", "sha256", "seed"}
+    back = read_dataset(path)
+    np.testing.assert_array_equal(back.train.images, mnist5k.train.images)
+    np.testing.assert_array_equal(back.test.labels, mnist5k.test.labels)
+    assert back.classes == mnist5k.classes
+    assert back.attrs == mnist5k.attrs
+
+
+def test_same_dataset_writes_identical_bytes(mnist5k, tmp_path):
+    write_dataset(tmp_path / "a.h5", mnist5k)
+    write_dataset(tmp_path / "b.h5", mnist5k)
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+
+
+def assert_one_line_error(path, match):
+    with pytest.raises(DataFileError) as info:
+        read_dataset(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    assert match in message
+    return message
+
+
+def test_missing_file(tmp_path):
+    assert_one_line_error(tmp_path / "nope.h5", "no such file")
+
+
+def test_truncated_file(mnist5k, tmp_path):
+    path = tmp_path / "d.h5"
+    write_dataset(path, mnist5k)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert_one_line_error(path, "truncated or corrupt")
+
+
+def test_not_an_hdf5_file(tmp_path):
+    path = tmp_path / "d.h5"
+    path.write_text("images,labels\n")
+    assert_one_line_error(path, "not a readable HDF5 file")
+
+
+def test_missing_dataset_and_wrong_shapes(tmp_path):
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["train/images"] = np.zeros((2, 4, 4, 1), np.uint8)
+        f["train/labels"] = np.zeros(2, np.int64)
+        f["test/images"] = np.zeros((2, 4, 4, 1), np.uint8)
+    assert_one_line_error(path, "'test/labels' missing")
+    with h5py.File(path, "a") as f:
+        f["test/labels"] = np.zeros(3, np.int64)
+    assert_one_line_error(path, "expected N x H x W x C images and N labels")
+
+
+def test_dangling_image_link_names_the_missing_target(mnist5k, tmp_path):
+    source = tmp_path / "source.h5"
+    write_dataset(source, mnist5k)
+    write_dataset(tmp_path / "v.h5", mnist5k, image_links={"train": "source.h5"})
+    source.unlink()
+    assert_one_line_error(tmp_path / "v.h5", "links to source.h5:/train/images")
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    images = np.zeros((2, 4, 4, 1), dtype=object)  # h5py cannot store object arrays
+    bad = ImageDataset(Split(images, np.zeros(2)), Split(images, np.zeros(2)), ["a"])
+    with pytest.raises(TypeError):
+        write_dataset(tmp_path / "d.h5", bad)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,96 @@
+"""The Snakemake workflow as users run it: config checks, the DAG, and real runs on mnist5k."""
+
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_snakemake
+
+
+def dry_run(tmp_path, config: dict | None = None):
+    configfile = tmp_path / "study.yaml"
+    if config is None:
+        shutil.copy(REPO / "config.yaml", configfile)
+    else:
+        configfile.write_text(yaml.safe_dump(config))
+    return run_snakemake(tmp_path, "--dry-run", "--configfile", str(configfile))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"variant": {}}, "config key 'variant' is unknown; did you mean 'variants'?"),
+        ({"data": {"sed": 1}}, "config key 'data.sed' is unknown; did you mean 'seed'?"),
+        ({"data": {"seed": "zero"}}, "config key 'data.seed': 'zero' is not of type 'integer'"),
+        ({"variants": {"corrupt_test_labels": "no"}}, "'variants.corrupt_test_labels'"),
+        ({"datasets": ["cifar100"]}, "config key 'datasets': unknown dataset 'cifar100'"),
+        ({"variants": {"names": ["shufled-pixels"]}}, "unknown variant 'shufled-pixels'"),
+        ({"variants": {"names": ["corrupt1.5"]}}, "p = 1.5 is outside [0, 1]"),
+        ({"variants": {"names": ["corrupt-0.2"]}}, "unknown variant 'corrupt-0.2'"),
+        ({"variants": {"names": ["true"], "seeds": {"random": 1}}}, "'variants.seeds'"),
+    ],
+)
+def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, config, message):
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert "Job stats" not in result.stdout
+
+
+def test_defaults_fill_in_a_minimal_config(tmp_path):
+    result = dry_run(tmp_path, {"datasets": ["mnist5k"]})
+    assert result.returncode == 0, result.stderr
+    assert "results/variants/mnist5k/true.h5" in result.stdout
+
+
+def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
+    result = dry_run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    names = config["variants"]["names"]
+    for name in names:
+        assert f"results/variants/mnist5k/{name}.h5" in result.stdout
+    stats = dict(line.split()[:2] for line in result.stdout.splitlines() if line[:6] == "write_")
+    assert stats == {"write_dataset": "1", "write_variant": str(len(names))}
+
+
+def test_cifar10_study_downloads_first(tmp_path):
+    result = dry_run(tmp_path, {"datasets": ["cifar10"], "variants": {"names": ["random"]}})
+    assert result.returncode == 0, result.stderr
+    assert "resources/archives/cifar-10-python.tar.gz" in result.stdout
+    assert "download_archive" in result.stdout
+
+
+@pytest.mark.slow
+def test_default_study_data_stages_are_reproducible_byte_for_byte(tmp_path):
+    outputs = []
+    for run in ("a", "b"):
+        workdir = tmp_path / run
+        workdir.mkdir()
+        shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
+        result = run_snakemake(workdir, "--cores", "2", "--until", "write_variant")
+        assert result.returncode == 0, result.stderr
+        outputs.append(sorted((workdir / "results").rglob("*.h5")))
+    a, b = outputs
+    assert [p.relative_to(tmp_path / "a") for p in a] == [p.relative_to(tmp_path / "b") for p in b]
+    assert len(a) == 1 + 9
+    for x, y in zip(a, b, strict=True):
+        assert x.read_bytes() == y.read_bytes(), x
+    assert (tmp_path / "a" / "logs" / "variants" / "mnist5k" / "random.log").exists()
+
+
+@pytest.mark.slow
+def test_a_truncated_input_fails_the_job_with_one_clear_line(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    assert run_snakemake(tmp_path, "--cores", "1", "results/datasets/mnist5k.h5").returncode == 0
+    dataset = tmp_path / "results" / "datasets" / "mnist5k.h5"
+    dataset.write_bytes(dataset.read_bytes()[:50_000])
+    target = "results/variants/mnist5k/random.h5"
+    result = run_snakemake(tmp_path, "--cores", "1", "--force", target)
+    assert result.returncode != 0
+    log = (tmp_path / "logs" / "variants" / "mnist5k" / "random.log").read_text()
+    assert log.count("\n") == 1 and "Traceback" not in log
+    assert "results/datasets/mnist5k.h5: not a readable HDF5 file (truncated file" in log
+    assert "delete it and rerun snakemake" in log
+    assert not (tmp_path / target).exists()
