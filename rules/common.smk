@@ -1,16 +1,9 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
-import os
-
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rethink.config import ConfigError, check_config, describe_schema_error, variant_seed
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
-
-# Jobs import this checkout's rethink/, also inside conda environments that do not install it.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
-)
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
