@@ -5,11 +5,16 @@ what the schema cannot know, so that a typo stops Snakemake before any job runs.
 """
 
 import difflib
+import itertools
 
 import jsonschema
+import pandas as pd
 
 from rethink import RethinkError
 from rethink.datasets import DATASETS
+from rethink.models import MODELS
+from rethink.regularizers import RegularizerNameError, parse_regularizer
+from rethink.train import RunConfig
 from rethink.variants import VariantNameError, parse_variant
 
 
@@ -52,7 +57,73 @@ def check_config(config: dict) -> dict:
                 f"config key 'variants.seeds': '{name}' is not one of variants.names "
                 f"({', '.join(variants['names'])})"
             )
+    _check_runs(config)
+    for model in config["training"]["models"]:
+        _check_model(model, "training.models")
     return config
+
+
+def _check_runs(config: dict) -> None:
+    for i, grid in enumerate(config["runs"]):
+        key = f"runs[{i}]"
+        grid.setdefault("datasets", list(config["datasets"]))
+        grid.setdefault("variants", list(config["variants"]["names"]))
+        grid["variants"] = ["true" if v is True else str(v) for v in grid["variants"]]
+        for name in grid["datasets"]:
+            if name not in config["datasets"]:
+                raise ConfigError(f"config key '{key}.datasets': '{name}' is not in 'datasets'")
+            crop, (h, w, _) = config["training"]["crop_size"], DATASETS[name].image_shape
+            if crop > min(h, w):
+                raise ConfigError(
+                    f"config key 'training.crop_size': {crop} exceeds the {h}x{w} images of "
+                    f"'{name}' used in {key}; use at most {min(h, w)}"
+                )
+        for name in grid["variants"]:
+            if name not in config["variants"]["names"]:
+                raise ConfigError(
+                    f"config key '{key}.variants': '{name}' is not in 'variants.names'; "
+                    "add it there so that it is generated"
+                )
+        for name in grid["models"]:
+            _check_model(name, f"{key}.models")
+        for name in grid["regularizers"]:
+            try:
+                parse_regularizer(name)
+            except RegularizerNameError as err:
+                raise ConfigError(f"config key '{key}.regularizers': {err}") from None
+
+
+def _check_model(name: str, key: str) -> None:
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"config key '{key}': unknown model '{name}'; {hint}known: {', '.join(MODELS)}"
+        )
+
+
+RUN_KEYS = ["dataset", "variant", "model", "regularizer", "seed"]
+
+
+def run_table(config: dict) -> pd.DataFrame:
+    """The experiment grid: one row per training run, duplicates across grids dropped."""
+    rows = [
+        combination
+        for grid in config["runs"]
+        for combination in itertools.product(
+            grid["datasets"], grid["variants"], grid["models"], grid["regularizers"], grid["seeds"]
+        )
+    ]
+    return pd.DataFrame(rows, columns=RUN_KEYS).drop_duplicates(ignore_index=True)
+
+
+def run_config(config: dict, model: str, regularizer: str, seed: int, threads: int = 1):
+    """The RunConfig of one run: study-wide training values, then the model's overrides."""
+    training = {k: v for k, v in config["training"].items() if k != "models"}
+    training.update(config["training"]["models"].get(model, {}))
+    return RunConfig(
+        model=model, regularizer=regularizer, seed=int(seed), threads=threads, **training
+    )
 
 
 def variant_seed(config: dict, variant: str) -> int:

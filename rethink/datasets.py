@@ -32,6 +32,7 @@ class Archive:
 
 @dataclass(frozen=True)
 class DatasetSource:
+    image_shape: tuple[int, int, int]  # H x W x C of every image
     archives: tuple[Archive, ...]
     # (archive paths in `archives` order, options from config) -> dataset
     load: Callable[[list[Path], dict], ImageDataset]
@@ -129,8 +130,9 @@ def _mnist_archive(filename: str, md5: str) -> Archive:
 
 
 DATASETS: dict[str, DatasetSource] = {
-    "mnist5k": DatasetSource(archives=(), load=load_mnist5k),
+    "mnist5k": DatasetSource((28, 28, 1), archives=(), load=load_mnist5k),
     "cifar10": DatasetSource(
+        (32, 32, 3),
         archives=(
             Archive(
                 "cifar-10-python.tar.gz",
@@ -141,6 +143,7 @@ DATASETS: dict[str, DatasetSource] = {
         load=load_cifar10,
     ),
     "mnist": DatasetSource(
+        (28, 28, 1),
         archives=(
             _mnist_archive("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
             _mnist_archive("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),

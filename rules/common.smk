@@ -1,21 +1,40 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
+import dataclasses
+import re
+
+from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from rethink.config import ConfigError, check_config, describe_schema_error, variant_seed
+from rethink.config import (
+    ConfigError,
+    check_config,
+    describe_schema_error,
+    run_config,
+    run_table,
+    variant_seed,
+)
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
+from rethink.models import MODELS
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as err:  # raised while handling jsonschema's ValidationError
+    if not isinstance(err.__context__, ValidationError):
+        raise
     raise ConfigError(describe_schema_error(err.__context__)) from None
 check_config(config)
+RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
+RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     variant="|".join(config["variants"]["names"]),
     archive="|".join(ARCHIVES),
+    model="|".join(MODELS),
+    regularizer="|".join(re.escape(r) for r in RUNS.regularizer.unique()) or "none",
+    seed=r"\d+",
 
 
 def get_archives(wildcards):
@@ -23,9 +42,17 @@ def get_archives(wildcards):
     return [f"{ARCHIVE_DIR}/{archive.filename}" for archive in DATASETS[wildcards.dataset].archives]
 
 
+def get_run_params(wildcards, threads):
+    """The run's resolved training config, as a plain dict (a change reruns the run)."""
+    run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed, threads)
+    return dataclasses.asdict(run)
+
+
 def get_final_outputs():
-    return expand(
+    variants = expand(
         "results/variants/{dataset}/{variant}.h5",
         dataset=config["datasets"],
         variant=config["variants"]["names"],
     )
+    runs = [f"{RUN_DIR}/summary.json".format(**row) for row in RUNS.to_dict("records")]
+    return variants + runs

@@ -29,6 +29,32 @@ def dry_run(tmp_path, config: dict | None = None):
         ({"variants": {"names": ["corrupt1.5"]}}, "p = 1.5 is outside [0, 1]"),
         ({"variants": {"names": ["corrupt-0.2"]}}, "unknown variant 'corrupt-0.2'"),
         ({"variants": {"names": ["true"], "seeds": {"random": 1}}}, "'variants.seeds'"),
+        ({"runs": [{"seeds": [0]}]}, "config key 'runs[0]': 'models' is a required property"),
+        (
+            {"runs": [{"models": ["mlp1x521"]}]},
+            "unknown model 'mlp1x521'; did you mean 'mlp1x512'?",
+        ),
+        (
+            {"runs": [{"models": ["mlp1x512"], "regularizers": ["crop+wdd"]}]},
+            "config key 'runs[0].regularizers': unknown regularizer 'wdd'",
+        ),
+        (
+            {"runs": [{"models": ["alexnet"]}], "training": {"crop_size": 32}},
+            "'training.crop_size': 32 exceeds the 28x28 images of 'mnist5k'",
+        ),
+        (
+            {
+                "variants": {"names": ["true"]},
+                "runs": [{"models": ["alexnet"], "variants": ["random"]}],
+            },
+            "'runs[0].variants': 'random' is not in 'variants.names'",
+        ),
+        ({"training": {"models": {"incepton": {"lr": 0.05}}}}, "unknown model 'incepton'"),
+        (
+            {"training": {"models": {"inception": {"learning_rate": 0.05}}}},
+            "config key 'training.models.inception.learning_rate' is unknown",
+        ),
+        ({"training": {"device": "gpu"}}, "config key 'training.device': 'gpu' does not match"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, config, message):
@@ -53,6 +79,29 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
         assert f"results/variants/mnist5k/{name}.h5" in result.stdout
     stats = dict(line.split()[:2] for line in result.stdout.splitlines() if line[:6] == "write_")
     assert stats == {"write_dataset": "1", "write_variant": str(len(names))}
+
+
+def test_run_grid_and_per_model_overrides(tmp_path):
+    from rethink.config import run_config, run_table
+
+    config = {
+        "runs": [
+            {"datasets": ["mnist5k"], "variants": ["true", "random"], "models": ["mlp1x512"],
+             "regularizers": ["none"], "seeds": [0, 1]},
+            {"datasets": ["mnist5k"], "variants": ["true"], "models": ["mlp1x512", "inception"],
+             "regularizers": ["none", "wd"], "seeds": [0]},
+        ],
+        "training": {"lr": None, "max_epochs": 7, "models": {"inception": {"max_epochs": 3}}},
+    }  # fmt: skip
+    table = run_table(config)
+    assert len(table) == 4 + 4 - 1  # the (true, mlp1x512, none, 0) run appears in both grids
+    assert list(table.columns) == ["dataset", "variant", "model", "regularizer", "seed"]
+    mlp, inception = (
+        run_config(config, "mlp1x512", "none", 0),
+        run_config(config, "inception", "wd", 0),
+    )
+    assert (mlp.lr, mlp.max_epochs) == (0.01, 7)
+    assert (inception.lr, inception.max_epochs, inception.regularizer) == (0.1, 3, "wd")
 
 
 def test_cifar10_study_downloads_first(tmp_path):

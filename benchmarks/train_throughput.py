@@ -1,0 +1,165 @@
+"""Training throughput (images per second) of each model, three ways, in one process:
+
+- rethink: the pipeline's own epoch (rethink.train.train_epoch): the whole set as device tensors,
+- plain: a minimal tensor-resident loop (randperm, index, step) over preprocessed tensors,
+- DataLoader: torchvision-style per-sample transforms in a torch DataLoader, the way public
+  reproductions of the paper train.
+
+Data: random CIFAR-10-shaped uint8 images (32x32x3, cropped to 28x28; `--data cifar10`) or
+the default study's real mnist5k digits (28x28x1; `--data mnist5k`); batch 128, SGD.
+Usage: python benchmarks/train_throughput.py [--data cifar10|mnist5k] [--device cpu|cuda]
+       [--models ...] [--workers 0]
+"""
+
+import argparse
+import functools
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from rethink.datasets import build_dataset
+from rethink.models import MODELS, build_model
+from rethink.preprocess import per_image_standardization, preprocess
+from rethink.train import DeviceData, RunConfig, make_model, pick_device, train_epoch
+
+# images per timed epoch: enough for a stable figure within seconds per model on a 2-core CPU
+IMAGES = {"mlp1x512": 10_240, "mlp3x512": 10_240, "alexnet": 2_560}
+IMAGES_DEFAULT = 1_280  # the Inceptions
+
+
+class PerSampleImages(Dataset):
+    """What torchvision.datasets.CIFAR10 does per sample: a PIL image, then the transforms."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+        self.transform = transforms.Compose(
+            [
+                transforms.CenterCrop(28),
+                transforms.ToTensor(),
+                transforms.Lambda(lambda x: per_image_standardization(x[None])[0]),
+            ]
+        )
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        image = self.images[i]
+        mode = "L" if image.shape[-1] == 1 else "RGB"
+        return self.transform(
+            Image.fromarray(image.squeeze(-1) if mode == "L" else image, mode)
+        ), int(self.labels[i])
+
+
+def timed(fn, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def benchmark_images(data: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n uint8 N x H x W x C images and their labels."""
+    gen = torch.Generator().manual_seed(0)
+    if data == "mnist5k":
+        dataset = build_dataset("mnist5k", [], {"seed": 0, "test_per_class": 100})
+        index = torch.arange(n) % len(dataset.train.labels)
+        images, labels = dataset.train.images[index.numpy()], dataset.train.labels[index.numpy()]
+        return torch.from_numpy(images), torch.from_numpy(labels)
+    images = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=gen)
+    return images, torch.randint(0, 10, (n,), generator=gen)
+
+
+def measure(name: str, data: str, device: torch.device, workers: int, repeats: int) -> dict:
+    n = IMAGES.get(name, IMAGES_DEFAULT)
+    images, labels = benchmark_images(data, n)
+    config = RunConfig(name, device=str(device))
+    raw = images.permute(0, 3, 1, 2).contiguous().to(device)
+    inputs = preprocess(raw, config.crop_size)
+
+    def fresh(pipeline: bool):
+        if pipeline:  # as rethink.train prepares it (channels_last for CNNs)
+            model = make_model(config, inputs.shape[1:], 10, device)
+        else:
+            torch.manual_seed(0)
+            model = build_model(name, inputs.shape[1:], 10).to(device)
+        return model, torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+
+    data = DeviceData(raw, labels.to(device), inputs, inputs[:1], labels[:1], 10)
+    device_gen = torch.Generator(device=device).manual_seed(0)
+
+    def plain_epoch(model, optimizer):
+        model.train()
+        for batch in torch.randperm(n, device=device).split(128):
+            loss = F.cross_entropy(model(inputs[batch]), data.train_labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    loader = DataLoader(
+        PerSampleImages(images.numpy(), labels), batch_size=128, shuffle=True,
+        num_workers=workers, persistent_workers=workers > 0,
+    )  # fmt: skip
+
+    def loader_epoch(model, optimizer):
+        model.train()
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    loops = {
+        "rethink": lambda m, o: train_epoch(m, o, data, config, device_gen),
+        "plain": plain_epoch,
+        "dataloader": loader_epoch,
+    }
+    result = {"model": name, "images": n}
+    for label, epoch in loops.items():
+        model, optimizer = fresh(pipeline=label == "rethink")
+        epoch(model, optimizer)  # warm-up: allocator, kernels, worker start
+        one_epoch = functools.partial(epoch, model, optimizer)
+        seconds = min(timed(one_epoch, device) for _ in range(repeats))
+        result[label] = n / seconds
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=["cifar10", "mnist5k"], default="cifar10")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs; the best counts")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    torch.set_num_threads(args.threads)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    machine = where or platform.machine()
+    setup = f"{args.threads} threads, DataLoader workers {args.workers}, best of {args.repeats}"
+    print(f"# {args.data} images, torch {torch.__version__}, {device} ({machine}), {setup}")
+    print(
+        f"{'model':<16}{'rethink':>12}{'plain':>12}{'DataLoader':>12}{'vs DataLoader':>15}"
+        f"{'vs plain':>10}   (images/s)"
+    )
+    for name in args.models:
+        r = measure(name, args.data, device, args.workers, args.repeats)
+        print(
+            f"{name:<16}{r['rethink']:>12.0f}{r['plain']:>12.0f}{r['dataloader']:>12.0f}"
+            f"{r['rethink'] / r['dataloader']:>14.1f}x{r['rethink'] / r['plain']:>9.2f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

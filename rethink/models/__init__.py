@@ -1,0 +1,39 @@
+"""The paper's models, by name. Each takes (input_shape as (C, H, W), n_classes, dropout).
+
+To add a model: write its nn.Module in a module of this package and add one `ModelSpec` entry
+to `MODELS` with its builder and its paper learning rate.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from rethink.models.alexnet import SmallAlexNet
+from rethink.models.inception import SmallInception
+from rethink.models.mlp import MLP
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[..., nn.Module]  # (input_shape, n_classes, dropout) -> module
+    lr: float  # initial learning rate, as in Zhang et al. 2017 (Section 4 of PAPER.md)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp1x512": ModelSpec(lambda s, k, dropout: MLP(s, k, n_hidden=1, dropout=dropout), 0.01),
+    "mlp3x512": ModelSpec(lambda s, k, dropout: MLP(s, k, n_hidden=3, dropout=dropout), 0.01),
+    "alexnet": ModelSpec(SmallAlexNet, 0.01),
+    "inception": ModelSpec(SmallInception, 0.1),
+    "inception-nobn": ModelSpec(
+        lambda s, k, dropout: SmallInception(s, k, batch_norm=False, dropout=dropout), 0.1
+    ),
+}
+
+
+def build_model(name: str, input_shape, n_classes: int, dropout: float = 0.0) -> nn.Module:
+    return MODELS[name].build(tuple(input_shape), n_classes, dropout=dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

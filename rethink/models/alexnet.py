@@ -1,0 +1,48 @@
+"""The small AlexNet of Zhang et al. 2017 (Table 1), after TensorFlow's CIFAR-10 tutorial.
+
+Two [conv 5x5 (64) -> max-pool 3x3 stride 2 -> local response norm] blocks, then fully
+connected layers of 384 and 192 units and a linear classifier: 1,387,786 parameters on 28x28x3.
+"""
+
+from torch import nn
+
+
+def local_response_norm() -> nn.LocalResponseNorm:
+    # TensorFlow's tf.nn.lrn(depth_radius=4, bias=1, alpha=0.001 / 9, beta=0.75) as in the tutorial.
+    # PyTorch divides alpha by the window size (2 * 4 + 1 = 9), TensorFlow does not: alpha = 0.001.
+    return nn.LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0)
+
+
+class SmallAlexNet(nn.Module):
+    def __init__(self, input_shape, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        channels, height, width = input_shape
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),  # SAME pooling: 28 -> 14
+            local_response_norm(),
+            nn.Conv2d(64, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),  # 14 -> 7
+            local_response_norm(),
+        )
+        pooled = _pooled(_pooled(height)) * _pooled(_pooled(width)) * 64
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(pooled, 384),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(384, 192),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(192, n_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def _pooled(size: int) -> int:
+    """Output size of a 3x3, stride-2 max-pool with padding 1."""
+    return (size - 1) // 2 + 1

@@ -1,0 +1,301 @@
+"""One training run, as in Zhang et al. 2017, Section 4: SGD with momentum, a learning rate
+decayed by a constant factor every epoch, no explicit regularization unless asked for, and a stop
+as soon as the network classifies the whole training set correctly ("fitted").
+
+The whole dataset lives on the device as tensors: batches are index lookups, augmentation is
+batched, there is no per-sample Python. A checkpoint every few epochs makes a killed job resume
+exactly where it stopped, with the same history an uninterrupted run has.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from rethink.files import atomic_path
+from rethink.h5io import read_dataset
+from rethink.models import MODELS, build_model, count_parameters
+from rethink.preprocess import preprocess
+from rethink.regularizers import parse_regularizer
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = [
+    "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+]  # fmt: skip
+
+
+@dataclass
+class RunConfig:
+    model: str  # a key of rethink.models.MODELS
+    regularizer: str = "none"  # e.g. none, wd, crop+wd (rethink.regularizers)
+    seed: int = 0  # model initialization, batch order, augmentation, dropout
+    lr: float | None = None  # initial learning rate; None: the model's value from the paper
+    lr_decay: float = 0.95  # learning rate factor applied after every epoch
+    momentum: float = 0.9
+    batch_size: int = 128
+    max_epochs: int = 100  # a run that has not fitted by then is recorded as not fitted
+    weight_decay: float = 5e-4  # L2 coefficient, used under the `wd` regularizer only
+    dropout: float = 0.5  # dropout rate, used under the `dropout` regularizer only
+    crop_size: int = 28  # pixels; the paper crops CIFAR-10's 32x32 images to 28x28
+    train_subset: int | None = None  # train on the first N training images only (None: all)
+    eval_batch_size: int = 1000  # images per forward pass when measuring accuracy
+    loss_block_steps: int = 10  # steps.csv: mean training loss over blocks of this many steps
+    checkpoint_every: int = 5  # epochs between checkpoints
+    keep_checkpoint: bool = False  # keep checkpoint.pt after the run completes
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:1, ...
+    threads: int = 1  # torch CPU threads (Snakemake passes the job's `threads`)
+
+    # Fields that change how a run executes but not what it computes.
+    RUNTIME_ONLY = ("checkpoint_every", "keep_checkpoint", "device", "threads")
+
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = MODELS[self.model].lr
+
+    def config_hash(self) -> str:
+        """Hash of everything that determines the run's numbers."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_ONLY}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class DeviceData:
+    """A variant's tensors on the training device; images as N x C x H x W."""
+
+    train_images: torch.Tensor  # raw (uint8 or float32), for batch-wise augmentation
+    train_labels: torch.Tensor
+    train_inputs: torch.Tensor  # preprocessed with the center crop: evaluation, plain training
+    test_inputs: torch.Tensor
+    test_labels: torch.Tensor
+    n_classes: int
+
+
+def make_model(config: RunConfig, input_shape, n_classes: int, device) -> torch.nn.Module:
+    """The run's model on `device`, seeded; convolutional ones in channels_last memory format,
+    which trains them 20-30% faster on CPU (oneDNN) and GPU (cuDNN)."""
+    torch.manual_seed(config.seed)
+    dropout = config.dropout if "dropout" in parse_regularizer(config.regularizer) else 0.0
+    model = build_model(config.model, input_shape, n_classes, dropout=dropout)
+    convolutional = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    memory_format = torch.channels_last if convolutional else torch.contiguous_format
+    return model.to(device, memory_format=memory_format)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_data(path: str | os.PathLike, config: RunConfig, device: torch.device) -> DeviceData:
+    dataset = read_dataset(path)
+    train_images, train_labels = dataset.train.images, dataset.train.labels
+    if config.train_subset is not None:
+        train_images = train_images[: config.train_subset]
+        train_labels = train_labels[: config.train_subset]
+
+    def images(array):
+        return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous().to(device)
+
+    def inputs(raw):
+        chunks = raw.split(config.eval_batch_size)
+        return torch.cat([preprocess(chunk, config.crop_size) for chunk in chunks])
+
+    train_raw, test_raw = images(train_images), images(dataset.test.images)
+    return DeviceData(
+        train_images=train_raw,
+        train_labels=torch.from_numpy(train_labels).to(device),
+        train_inputs=inputs(train_raw),
+        test_inputs=inputs(test_raw),
+        test_labels=torch.from_numpy(dataset.test.labels).to(device),
+        n_classes=len(dataset.classes),
+    )
+
+
+def train_epoch(model, optimizer, data: DeviceData, config: RunConfig, gen) -> torch.Tensor:
+    """One pass over the training set in a random order; returns the loss of every step."""
+    regularizers = parse_regularizer(config.regularizer)
+    crop, augment = "crop" in regularizers, "augment" in regularizers
+    model.train()
+    order = torch.randperm(len(data.train_labels), generator=gen, device=gen.device)
+    losses = []
+    for batch in order.split(config.batch_size):
+        if crop or augment:
+            x = preprocess(
+                data.train_images[batch], config.crop_size, crop=crop, augment=augment, gen=gen
+            )
+        else:
+            x = data.train_inputs[batch]
+        loss = F.cross_entropy(model(x), data.train_labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    return torch.stack(losses).cpu()
+
+
+@torch.inference_mode()
+def evaluate(model, inputs, labels, batch_size: int) -> tuple[float, int]:
+    """Mean loss and number of correct predictions, in eval mode."""
+    model.eval()
+    loss = torch.zeros((), dtype=torch.float64, device=labels.device)
+    correct = torch.zeros((), dtype=torch.int64, device=labels.device)
+    for x, y in zip(inputs.split(batch_size), labels.split(batch_size), strict=True):
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(dim=1) == y).sum()
+    return loss.item() / len(labels), int(correct)  # one device sync per evaluation
+
+
+def train_run(variant_path: str, run_dir: str, config: RunConfig) -> dict:
+    """Train one run; write history.csv, steps.csv and summary.json to `run_dir`."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads)
+    else:
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
+    data = load_data(variant_path, config, device)
+
+    model = make_model(config, data.train_inputs.shape[1:], data.n_classes, device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay if "wd" in parse_regularizer(config.regularizer) else 0,
+    )
+    gen = torch.Generator(device=device)
+    gen.manual_seed(config.seed)
+
+    state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False}
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.exists():
+        state = _resume(checkpoint, config, model, optimizer, gen, state)
+
+    n_train, n_test = len(data.train_labels), len(data.test_labels)
+    log.info(
+        "%s: %s (%d parameters) on %s, %d train / %d test images, config %s",
+        run_dir, config.model, count_parameters(model), device, n_train, n_test,
+        config.config_hash(),
+    )  # fmt: skip
+    bar = tqdm(
+        total=config.max_epochs, initial=state["epoch"], desc=str(run_dir), unit="epoch",
+        mininterval=2.0,
+    )  # fmt: skip
+    started = time.perf_counter() - state["seconds"]
+    while not state["fitted"] and state["epoch"] < config.max_epochs:
+        lr = config.lr * config.lr_decay ** state["epoch"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        state["step_losses"] += train_epoch(model, optimizer, data, config, gen).tolist()
+        train_loss, train_correct = evaluate(
+            model, data.train_inputs, data.train_labels, config.eval_batch_size
+        )
+        test_loss, test_correct = evaluate(
+            model, data.test_inputs, data.test_labels, config.eval_batch_size
+        )
+        state["epoch"] += 1
+        state["fitted"] = train_correct == n_train
+        state["seconds"] = time.perf_counter() - started
+        row = [
+            state["epoch"], len(state["step_losses"]), lr, train_loss, train_correct / n_train,
+            test_loss, test_correct / n_test, state["seconds"],
+        ]  # fmt: skip
+        state["history"].append(row)
+        bar.set_postfix(train_acc=f"{row[4]:.4f}", test_acc=f"{row[6]:.4f}", refresh=False)
+        bar.update()
+        if not math.isfinite(train_loss):
+            log.warning("%s: training loss diverged at epoch %d", run_dir, state["epoch"])
+            break
+        if state["epoch"] % config.checkpoint_every == 0 and not state["fitted"]:
+            _save_checkpoint(checkpoint, config, model, optimizer, gen, state)
+    bar.close()
+
+    summary = _write_outputs(run_dir, config, state, model, device)
+    if not config.keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
+    return summary
+
+
+def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device) -> dict:
+    history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
+    losses = torch.tensor(state["step_losses"], dtype=torch.float64)
+    block = config.loss_block_steps
+    ends = list(range(block, len(losses) + 1, block)) or [len(losses)]
+    steps = pd.DataFrame(
+        {"step": ends, "train_loss": [losses[end - block : end].mean().item() for end in ends]}
+    )
+    last = history.iloc[-1]
+    fitted = bool(state["fitted"])
+    summary = {
+        "train_acc": float(last.train_acc),
+        "test_acc": float(last.test_acc),
+        "best_test_acc": float(history.test_acc.max()),
+        "fitted": fitted,
+        "steps_to_fit": int(last.step) if fitted else None,
+        "epochs": int(last.epoch),
+        "steps": int(last.step),
+        "seconds": float(last.seconds),
+        "params": count_parameters(model),
+        "device": str(device),
+        "torch": torch.__version__,
+        "config_hash": config.config_hash(),
+        "config": dataclasses.asdict(config),
+    }
+    # summary.json last: its presence means the run finished.
+    for name, table in (("history.csv", history), ("steps.csv", steps)):
+        with atomic_path(run_dir / name) as tmp:
+            table.to_csv(tmp, index=False)
+    with atomic_path(run_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    log.info(
+        "%s: %s after %d epochs (%d steps, %.1f s): train %.4f, test %.4f",
+        run_dir, "fitted" if fitted else "NOT fitted", summary["epochs"], summary["steps"],
+        summary["seconds"], summary["train_acc"], summary["test_acc"],
+    )  # fmt: skip
+    return summary
+
+
+def _save_checkpoint(path: Path, config: RunConfig, model, optimizer, gen, state: dict) -> None:
+    payload = {
+        "config_hash": config.config_hash(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": gen.get_state(),
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "state": state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _resume(path: Path, config: RunConfig, model, optimizer, gen, fresh: dict) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a checkpoint is a cache: never let a bad one stop the run
+        log.warning("%s: unreadable (%s); starting from scratch", path, err)
+        return fresh
+    if payload["config_hash"] != config.config_hash():
+        log.warning("%s: written for another config; starting from scratch", path)
+        return fresh
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    gen.set_state(payload["generator"])
+    torch.set_rng_state(payload["cpu_rng"])
+    if payload["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    log.info("%s: resuming after epoch %d", path, payload["state"]["epoch"])
+    return payload["state"]

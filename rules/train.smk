@@ -1,0 +1,21 @@
+# Training: one job per (dataset, variant, model, regularizer, seed).
+
+
+rule train_run:
+    input:
+        "results/variants/{dataset}/{variant}.h5",
+    output:
+        history=f"{RUN_DIR}/history.csv",
+        steps=f"{RUN_DIR}/steps.csv",
+        summary=f"{RUN_DIR}/summary.json",
+    log:
+        "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.tsv"
+    params:
+        run=get_run_params,
+    threads: 1
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_run.py"

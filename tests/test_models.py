@@ -1,0 +1,59 @@
+import pytest
+import torch
+from torch import nn
+
+from rethink.models import MODELS, build_model, count_parameters
+
+PAPER_COUNTS = {  # Zhang et al. 2017, Table 1, on 28x28x3 inputs
+    "mlp1x512": 1_209_866,
+    "mlp3x512": 1_735_178,
+    "alexnet": 1_387_786,
+    "inception": 1_649_402,
+    "inception-nobn": 1_649_402,
+}
+
+
+def test_every_model_is_counted():
+    assert set(MODELS) == set(PAPER_COUNTS)
+
+
+@pytest.mark.parametrize("name", PAPER_COUNTS)
+def test_parameter_count_matches_table_1(name):
+    assert count_parameters(build_model(name, (3, 28, 28), 10)) == PAPER_COUNTS[name]
+
+
+@pytest.mark.parametrize("name", PAPER_COUNTS)
+@pytest.mark.parametrize("shape", [(3, 28, 28), (1, 28, 28), (3, 32, 32)])
+def test_models_take_any_dataset_shape(name, shape):
+    model = build_model(name, shape, 10).eval()
+    assert model(torch.zeros(4, *shape)).shape == (4, 10)
+
+
+def test_batch_norm_only_in_inception():
+    def norms(name):
+        return [
+            m for m in build_model(name, (3, 28, 28), 10).modules() if isinstance(m, nn.BatchNorm2d)
+        ]
+
+    with_bn, without_bn = norms("inception"), norms("inception-nobn")
+    assert len(with_bn) == 1 + 2 * 8 + 2  # stem, two per Inception module, one per downsample
+    assert all(not m.affine for m in with_bn)  # the offset is separate, there is no scale
+    assert without_bn == []
+
+
+@pytest.mark.parametrize("name", PAPER_COUNTS)
+def test_dropout_only_when_asked(name):
+    def dropouts(rate):
+        model = build_model(name, (3, 28, 28), 10, dropout=rate)
+        return [m.p for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+
+    assert dropouts(0.0) == []
+    assert dropouts(0.5) and set(dropouts(0.5)) == {0.5}
+    assert count_parameters(build_model(name, (3, 28, 28), 10, dropout=0.5)) == PAPER_COUNTS[name]
+
+
+def test_alexnet_uses_local_response_norm_and_two_pools():
+    model = build_model("alexnet", (3, 28, 28), 10)
+    kinds = [type(m) for m in model.features]
+    assert kinds.count(nn.LocalResponseNorm) == 2 and kinds.count(nn.MaxPool2d) == 2
+    assert model.features(torch.zeros(1, 3, 28, 28)).shape == (1, 64, 7, 7)

@@ -1,0 +1,85 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rethink.preprocess import (
+    center_crop,
+    per_image_standardization,
+    preprocess,
+    random_crop,
+)
+
+
+def tf_per_image_standardization(image: np.ndarray) -> np.ndarray:
+    """TensorFlow's documented formula, written independently in numpy."""
+    n = image.size
+    adjusted_std = max(image.std(), 1.0 / math.sqrt(n))
+    return (image - image.mean()) / adjusted_std
+
+
+def test_whitening_matches_the_tensorflow_formula():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (5, 3, 28, 28)).astype(np.float32)
+    ours = per_image_standardization(torch.from_numpy(images)).numpy()
+    for image, whitened in zip(images, ours, strict=True):
+        expected = tf_per_image_standardization(image.astype(np.float64))
+        np.testing.assert_allclose(whitened, expected, rtol=1e-4, atol=1e-5)
+        assert whitened.mean() == pytest.approx(0, abs=1e-5)
+        assert whitened.std() == pytest.approx(1, abs=1e-4)
+
+
+def test_whitening_floors_the_std_at_one_over_sqrt_n():
+    n = 3 * 28 * 28
+    constant = torch.full((1, 3, 28, 28), 0.5)
+    assert torch.equal(per_image_standardization(constant), torch.zeros_like(constant))
+    nearly = constant.clone()
+    nearly[0, 0, 0, 0] += 1e-4  # std far below 1/sqrt(2352) = 0.0206
+    out = per_image_standardization(nearly)
+    expected = (nearly - nearly.mean()) * math.sqrt(n)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_center_crop_takes_the_middle_28_of_32():
+    x = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32)
+    crop = center_crop(x, 28)
+    assert crop.shape == (1, 1, 28, 28) and crop[0, 0, 0, 0] == 2 * 32 + 2
+
+
+def test_random_crop_windows_cover_every_offset_and_differ_per_image():
+    x = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32).repeat(2000, 3, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    crops = random_crop(x, 28, gen)
+    corner = crops[:, 0, 0, 0].long()
+    offsets = set(zip((corner // 32).tolist(), (corner % 32).tolist(), strict=True))
+    assert offsets == {(r, c) for r in range(5) for c in range(5)}
+    torch.testing.assert_close(crops[:, 1], crops[:, 0])  # channels move together
+
+
+def test_random_crop_pads_images_no_larger_than_the_window():
+    x = torch.ones(500, 1, 28, 28)
+    crops = random_crop(x, 28, torch.Generator().manual_seed(0))
+    assert crops.shape == (500, 1, 28, 28)
+    assert (crops == 0).any() and (crops[:, :, 2:-2, 2:-2] == 1).all()
+
+
+def test_preprocess_is_reproducible_and_augment_perturbs_each_image():
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    plain = preprocess(images, 28)
+    assert plain.shape == (64, 3, 28, 28) and plain.dtype == torch.float32
+
+    def augmented(seed):
+        return preprocess(images, 28, augment=True, gen=torch.Generator().manual_seed(seed))
+
+    torch.testing.assert_close(augmented(1), augmented(1))
+    assert not torch.allclose(augmented(1), augmented(2))
+    assert torch.isfinite(augmented(1)).all()
+    means = augmented(1).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(means, torch.zeros(64), atol=1e-5, rtol=0)
+
+
+def test_float_gaussian_images_go_through_the_same_path():
+    images = torch.randn(8, 1, 28, 28) * 78 + 33  # the gaussian variant's float32 pixels
+    out = preprocess(images, 28)
+    torch.testing.assert_close(out.std(dim=(1, 2, 3), correction=0), torch.ones(8))
