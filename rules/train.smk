@@ -12,10 +12,10 @@ rule train_run:
         "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
     benchmark:
         "results/benchmarks/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.tsv"
-    params:
-        run=get_run_params,
-    threads: 1
     conda:
         "../envs/train.yaml"
+    threads: 1
+    params:
+        run=get_run_params,
     script:
         "../scripts/train_run.py"
