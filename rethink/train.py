@@ -92,6 +92,14 @@ def make_model(config: RunConfig, input_shape, n_classes: int, device) -> torch.
     return model.to(device, memory_format=memory_format)
 
 
+def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD:
+    """SGD with momentum; weight decay (on every parameter) only under the `wd` regularizer."""
+    wd = config.weight_decay if "wd" in parse_regularizer(config.regularizer) else 0.0
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=wd
+    )
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -170,12 +178,7 @@ def train_run(variant_path: str, run_dir: str, config: RunConfig) -> dict:
     data = load_data(variant_path, config, device)
 
     model = make_model(config, data.train_inputs.shape[1:], data.n_classes, device)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay if "wd" in parse_regularizer(config.regularizer) else 0,
-    )
+    optimizer = make_optimizer(config, model)
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed)
 

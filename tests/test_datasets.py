@@ -126,6 +126,24 @@ def test_good_download_is_verified_and_converted(server, tmp_path):
     assert dataset.classes[3] == "class3"
 
 
+def test_downloaded_archive_becomes_a_dataset_file(server, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from rethink.datasets import write_dataset_file
+    from rethink.h5io import read_dataset
+
+    source = DATASETS["cifar10"]
+    archive = replace(source.archives[0], urls=(server.url("/good"),), md5=md5(server.body))
+    monkeypatch.setitem(DATASETS, "cifar10", replace(source, archives=(archive,)))
+    dest = tmp_path / archive.filename
+    download(list(archive.urls), dest, archive.md5, timeout_s=10)
+    write_dataset_file("cifar10", [dest], {"seed": 0}, tmp_path / "cifar10.h5")
+    dataset = read_dataset(tmp_path / "cifar10.h5")
+    assert dataset.train.images.shape == (30, 32, 32, 3) and dataset.train.images.dtype == np.uint8
+    assert dataset.attrs["sha256"] == hashlib.sha256(server.body).hexdigest()
+    assert dataset.attrs["source"] == server.url("/good") and dataset.attrs["seed"] == 0
+
+
 def test_checksum_mismatch_leaves_no_file(server, tmp_path):
     dest = tmp_path / "cifar-10-python.tar.gz"
     with pytest.raises(DownloadError, match="does not match the published") as info:

@@ -6,9 +6,10 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from rethink.h5io import write_dataset
-from rethink.train import HISTORY_COLUMNS, RunConfig, train_run
+from rethink.train import HISTORY_COLUMNS, RunConfig, make_model, make_optimizer, train_run
 from rethink.variants import make_variant
 
 
@@ -87,6 +88,20 @@ def test_same_seed_same_history_on_cpu(variants, tmp_path, model, regularizer):
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
     train_run(variants["random"], tmp_path / "c", RunConfig(model, seed=1, **config))
     assert not history_without_time(tmp_path / "c").equals(history_without_time(tmp_path / "a"))
+
+
+@pytest.mark.parametrize(
+    ("regularizer", "wd", "dropout"),
+    [("none", 0.0, 0.0), ("wd", 1e-3, 0.0), ("dropout", 0.0, 0.3), ("crop+wd+dropout", 1e-3, 0.3)],
+)
+def test_regularizers_switch_weight_decay_and_dropout(regularizer, wd, dropout):
+    config = RunConfig("mlp3x512", regularizer=regularizer, weight_decay=1e-3, dropout=0.3)
+    model = make_model(config, (1, 28, 28), 10, torch.device("cpu"))
+    optimizer = make_optimizer(config, model)
+    assert optimizer.defaults["weight_decay"] == wd
+    assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["lr"] == 0.01
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == ({dropout} if dropout else set())
 
 
 def test_config_hash_ignores_how_a_run_executes():

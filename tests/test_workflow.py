@@ -17,6 +17,13 @@ def dry_run(tmp_path, config: dict | None = None):
     return run_snakemake(tmp_path, "--dry-run", "--configfile", str(configfile))
 
 
+def job_stats(dry_run_output: str) -> dict[str, str]:
+    """The 'Job stats' table of a dry run: rule name -> job count."""
+    table = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
+    rows = [line.split() for line in table.splitlines()[3:]]
+    return {row[0]: row[1] for row in rows if len(row) == 2 and row[0] not in ("all", "total")}
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -77,8 +84,8 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
     names = config["variants"]["names"]
     for name in names:
         assert f"results/variants/mnist5k/{name}.h5" in result.stdout
-    stats = dict(line.split()[:2] for line in result.stdout.splitlines() if line[:6] == "write_")
-    assert stats == {"write_dataset": "1", "write_variant": str(len(names))}
+    stats = job_stats(result.stdout)
+    assert stats["write_dataset"] == "1" and stats["write_variant"] == str(len(names))
 
 
 def test_run_grid_and_per_model_overrides(tmp_path):
@@ -104,11 +111,18 @@ def test_run_grid_and_per_model_overrides(tmp_path):
     assert (inception.lr, inception.max_epochs, inception.regularizer) == (0.1, 3, "wd")
 
 
-def test_cifar10_study_downloads_first(tmp_path):
-    result = dry_run(tmp_path, {"datasets": ["cifar10"], "variants": {"names": ["random"]}})
+def test_cifar10_study_lists_the_papers_grid(tmp_path):
+    study = REPO / "studies" / "cifar10.yaml"
+    result = run_snakemake(tmp_path, "--dry-run", "--configfile", str(study))
     assert result.returncode == 0, result.stderr
     assert "resources/archives/cifar-10-python.tar.gz" in result.stdout
-    assert "download_archive" in result.stdout
+    stats = job_stats(result.stdout)
+    # Fig. 1a-c, the 19 rows of Table 1 and random labels under regularizers: 40 distinct runs.
+    assert stats == {
+        "download_archive": "1", "write_dataset": "1", "write_variant": "9", "train_run": "40",
+    }  # fmt: skip
+    assert "results/runs/cifar10/random/alexnet/wd/seed0/summary.json" in result.stdout
+    assert "results/runs/cifar10/true/inception/crop+wd/seed0/summary.json" in result.stdout
 
 
 @pytest.mark.slow
