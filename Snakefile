@@ -8,10 +8,15 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/corrupt.smk"
 include: "rules/train.smk"
+include: "rules/aggregate.smk"
+include: "rules/figures.smk"
 
 
 rule all:

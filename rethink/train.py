@@ -49,6 +49,7 @@ class RunConfig:
     dropout: float = 0.5  # dropout rate, used under the `dropout` regularizer only
     crop_size: int = 28  # pixels; the paper crops CIFAR-10's 32x32 images to 28x28
     train_subset: int | None = None  # train on the first N training images only (None: all)
+    test_subset: int | None = None  # measure test accuracy on the first N test images only
     eval_batch_size: int = 1000  # images per forward pass when measuring accuracy
     loss_block_steps: int = 10  # steps.csv: mean training loss over blocks of this many steps
     checkpoint_every: int = 5  # epochs between checkpoints
@@ -108,10 +109,8 @@ def pick_device(name: str) -> torch.device:
 
 def load_data(path: str | os.PathLike, config: RunConfig, device: torch.device) -> DeviceData:
     dataset = read_dataset(path)
-    train_images, train_labels = dataset.train.images, dataset.train.labels
-    if config.train_subset is not None:
-        train_images = train_images[: config.train_subset]
-        train_labels = train_labels[: config.train_subset]
+    train = slice(config.train_subset)  # variant files are shuffled: a prefix is a random subset
+    test = slice(config.test_subset)
 
     def images(array):
         return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous().to(device)
@@ -120,13 +119,13 @@ def load_data(path: str | os.PathLike, config: RunConfig, device: torch.device) 
         chunks = raw.split(config.eval_batch_size)
         return torch.cat([preprocess(chunk, config.crop_size) for chunk in chunks])
 
-    train_raw, test_raw = images(train_images), images(dataset.test.images)
+    train_raw, test_raw = images(dataset.train.images[train]), images(dataset.test.images[test])
     return DeviceData(
         train_images=train_raw,
-        train_labels=torch.from_numpy(train_labels).to(device),
+        train_labels=torch.from_numpy(dataset.train.labels[train]).to(device),
         train_inputs=inputs(train_raw),
         test_inputs=inputs(test_raw),
-        test_labels=torch.from_numpy(dataset.test.labels).to(device),
+        test_labels=torch.from_numpy(dataset.test.labels[test]).to(device),
         n_classes=len(dataset.classes),
     )
 

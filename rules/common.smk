@@ -15,6 +15,7 @@ from rethink.config import (
     variant_seed,
 )
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
+from rethink.figures import FIGURES, drawable_figures
 from rethink.models import MODELS
 
 try:
@@ -35,6 +36,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     regularizer="|".join(re.escape(r) for r in RUNS.regularizer.unique()) or "none",
     seed=r"\d+",
+    figure="|".join(FIGURES),
 
 
 def get_archives(wildcards):
@@ -48,11 +50,28 @@ def get_run_params(wildcards, threads):
     return dataclasses.asdict(run)
 
 
+def run_files(name):
+    """One file of every planned run, e.g. run_files("summary.json")."""
+    return [f"{RUN_DIR}/{name}".format(**row) for row in RUNS.to_dict("records")]
+
+
 def get_final_outputs():
     variants = expand(
         "results/variants/{dataset}/{variant}.h5",
         dataset=config["datasets"],
         variant=config["variants"]["names"],
     )
-    runs = [f"{RUN_DIR}/summary.json".format(**row) for row in RUNS.to_dict("records")]
-    return variants + runs
+    if RUNS.empty:
+        return variants
+    outputs = variants + ["results/tables/runs.csv"]
+    for dataset, runs in RUNS.groupby("dataset"):
+        for figure in drawable_figures(runs):
+            outputs += expand("results/figures/{d}/{f}.{ext}", d=dataset, f=figure, ext=EXTS)
+        if runs.variant.isin(["true", "random"]).any():
+            outputs += expand(
+                "results/tables/{d}/table1.{ext}", d=dataset, ext=["csv", "md", "tex"]
+            )
+    return outputs
+
+
+EXTS = ["png", "pdf", "csv"]

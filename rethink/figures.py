@@ -1,0 +1,221 @@
+"""The paper's figures, drawn with seaborn from the tidy tables of rethink.aggregate.
+
+Every figure is a function from the tables to (matplotlib figure, the tidy data it shows); the
+data is saved beside the figure as CSV. With several seeds, lines and bars show the mean and a
+Student-t 95% interval; with one seed, the value alone.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, same output everywhere
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from rethink.aggregate import mean_ci95  # noqa: E402
+from rethink.files import atomic_path  # noqa: E402
+
+
+@dataclass
+class Tables:
+    runs: pd.DataFrame  # one row per run (results/tables/runs.csv)
+    histories: pd.DataFrame  # one row per run and epoch
+    steps: pd.DataFrame  # one row per run and block of steps
+
+    @classmethod
+    def read(cls, runs: str, histories: str, steps: str) -> "Tables":
+        return cls(pd.read_csv(runs), pd.read_csv(histories), pd.read_csv(steps))
+
+    def of_dataset(self, dataset: str) -> "Tables":
+        return Tables(*(t[t.dataset == dataset] for t in (self.runs, self.histories, self.steps)))
+
+
+def ci95(values) -> tuple[float, float]:
+    """seaborn errorbar: the Student-t 95% interval of the mean over seeds."""
+    return mean_ci95(pd.Series(values))[1:]
+
+
+# Partial corruptions are Fig. 1b/c's business; Fig. 1a shows the five randomizations.
+FIG1A_VARIANTS = ["true", "random", "shuffled-pixels", "random-pixels", "gaussian"]
+MODEL_ORDER = ["inception", "inception-nobn", "alexnet", "mlp3x512", "mlp1x512"]
+
+
+def _models(data: pd.DataFrame) -> list[str]:
+    present = list(data.model.unique())
+    return [m for m in MODEL_ORDER if m in present] + sorted(set(present) - set(MODEL_ORDER))
+
+
+def fig1a(tables: Tables):
+    """Training loss against thousands of steps, one line per variant, one panel per model."""
+    data = tables.steps[
+        (tables.steps.regularizer == "none") & tables.steps.variant.isin(FIG1A_VARIANTS)
+    ].copy()
+    data["thousand_steps"] = data.step / 1000
+    models = _models(data)
+    grid = sns.relplot(
+        data, x="thousand_steps", y="train_loss", hue="variant", col="model",
+        hue_order=[v for v in FIG1A_VARIANTS if v in set(data.variant)], col_order=models,
+        col_wrap=min(3, len(models)), kind="line", errorbar=ci95, height=3, aspect=1.2,
+        facet_kws={"sharex": False},
+    )  # fmt: skip
+    grid.set_axis_labels("thousands of steps", "average training loss")
+    columns = ["model", "variant", "seed", "step", "thousand_steps", "train_loss"]
+    return grid.figure, data[columns]
+
+
+def _label_runs(tables: Tables) -> pd.DataFrame:
+    runs = tables.runs
+    return runs[(runs.regularizer == "none") & runs.p.notna()].copy()
+
+
+def fig1b(tables: Tables):
+    """Time to overfit, relative to true labels, against the label corruption level p."""
+    runs = _label_runs(tables)
+    true_steps = runs[runs.p == 0].groupby("model").steps_to_fit.mean()
+    runs["relative_time_to_overfit"] = runs.steps_to_fit / runs.model.map(true_steps)
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    sns.lineplot(
+        runs, x="p", y="relative_time_to_overfit", hue="model", hue_order=_models(runs),
+        marker="o", errorbar=ci95, ax=ax,
+    )  # fmt: skip
+    ax.set(xlabel="label corruption p", ylabel="time to overfit / true labels")
+    columns = [
+        "model",
+        "variant",
+        "p",
+        "seed",
+        "fitted",
+        "steps_to_fit",
+        "relative_time_to_overfit",
+    ]
+    return fig, runs[columns]
+
+
+def fig1c(tables: Tables):
+    """Test error after convergence against the label corruption level p."""
+    runs = _label_runs(tables)
+    runs["test_error"] = 1 - runs.test_acc
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    sns.lineplot(
+        runs, x="p", y="test_error", hue="model", hue_order=_models(runs), marker="o",
+        errorbar=ci95, ax=ax,
+    )  # fmt: skip
+    ax.axhline(0.9, color="grey", linestyle=":", label="chance (10 classes)")
+    ax.set(xlabel="label corruption p", ylabel="test error", ylim=(0, 1))
+    ax.legend()
+    return fig, runs[["model", "variant", "p", "seed", "fitted", "train_acc", "test_error"]]
+
+
+def fig2b(tables: Tables):
+    """Inception with and without batch norm on true labels: accuracy per epoch."""
+    h = tables.histories
+    plain_true = (h.variant == "true") & (h.regularizer == "none")
+    data = h[plain_true & h.model.isin(["inception", "inception-nobn"])]
+    data = data.melt(
+        id_vars=["model", "seed", "epoch"], value_vars=["train_acc", "test_acc"],
+        var_name="split", value_name="accuracy",
+    )  # fmt: skip
+    data["split"] = data.split.str.removesuffix("_acc")
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    sns.lineplot(data, x="epoch", y="accuracy", hue="model", style="split", errorbar=ci95, ax=ax)
+    ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+    return fig, data
+
+
+def random_labels_regularizers(tables: Tables):
+    """Training accuracy reached on random labels under each regularizer."""
+    runs = tables.runs[tables.runs.variant == "random"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    sns.barplot(
+        runs, x="model", y="train_acc", hue="regularizer", order=_models(runs), errorbar=ci95,
+        ax=ax,
+    )  # fmt: skip
+    ax.set(xlabel="", ylabel="training accuracy on random labels", ylim=(0, 1.05))
+    return fig, runs[["model", "regularizer", "seed", "fitted", "epochs", "train_acc", "test_acc"]]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    draw: Callable[[Tables], tuple]
+    caption: str
+    drawable: Callable[[pd.DataFrame], bool]  # from the table of planned runs (keys only)
+
+
+def _has_label_curve(runs: pd.DataFrame) -> bool:
+    plain = runs[runs.regularizer == "none"]
+    labels = plain[plain.variant.str.fullmatch(r"true|random|corrupt[\d.]+")]
+    return bool(
+        (labels.groupby("model").variant.nunique() >= 2).any() and "true" in set(labels.variant)
+    )
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "fig1a": FigureSpec(
+        fig1a,
+        "Training loss against thousands of SGD steps for true labels, random labels, shuffled "
+        "pixels, random pixels and Gaussian images, one panel per model, no explicit "
+        "regularization. Matches Fig. 1a of Zhang et al. (2017), which shows Inception on "
+        "CIFAR-10: every variant reaches zero loss, random labels last.",
+        lambda runs: bool(((runs.regularizer == "none") & runs.variant.isin(FIG1A_VARIANTS)).any()),
+    ),
+    "fig1b": FigureSpec(
+        fig1b,
+        "Steps until 100% training accuracy, relative to the same model on true labels, against "
+        "the label corruption level p. Matches Fig. 1b of Zhang et al. (2017): the time to "
+        "overfit grows by a small constant factor. Runs that did not fit are left out (see the "
+        "CSV's fitted column).",
+        _has_label_curve,
+    ),
+    "fig1c": FigureSpec(
+        fig1c,
+        "Test error after convergence against the label corruption level p; the dotted line is "
+        "chance. Training error is 0, so this is the generalization error. Matches Fig. 1c of "
+        "Zhang et al. (2017): it rises steadily to chance at p = 1.",
+        _has_label_curve,
+    ),
+    "fig2b": FigureSpec(
+        fig2b,
+        "Training and test accuracy per epoch of Inception with and without batch norm on true "
+        "labels, no explicit regularization. Matches Fig. 2b of Zhang et al. (2017): batch norm "
+        "changes test accuracy by only a few points.",
+        lambda runs: (
+            {"inception", "inception-nobn"}
+            <= set(runs[(runs.variant == "true") & (runs.regularizer == "none")].model)
+        ),
+    ),
+    "random-labels-regularizers": FigureSpec(
+        random_labels_regularizers,
+        "Training accuracy reached on random labels under each explicit regularizer. The setting "
+        "of the regularizer experiments of Zhang et al. (2017): with weight decay, Inception and "
+        "the MLPs still fit random labels, AlexNet fails to converge.",
+        lambda runs: bool((runs.variant == "random").any()),
+    ),
+}
+
+
+def drawable_figures(runs: pd.DataFrame) -> list[str]:
+    """The figures the planned runs (dataset, variant, model, regularizer, seed) can fill."""
+    return [name for name, spec in FIGURES.items() if spec.drawable(runs)]
+
+
+def write_figure(name: str, tables: Tables, dataset: str, out: dict) -> None:
+    """Draw figure `name` for `dataset`; save PDF, PNG and the tidy CSV to the paths in `out`."""
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, data = FIGURES[name].draw(tables.of_dataset(dataset))
+    fig.suptitle(f"{name} ({dataset})", y=1.02)
+    with atomic_path(out["csv"]) as tmp:
+        data.to_csv(tmp, index=False)
+    for kind in ("pdf", "png"):
+        with atomic_path(out[kind]) as tmp:
+            # no creation date: the same data give the same PDF bytes
+            metadata = {"CreationDate": None} if kind == "pdf" else None
+            fig.savefig(tmp, format=kind, dpi=150, bbox_inches="tight", metadata=metadata)
+    plt.close(fig)
+
+
+def figure_paths(root: str | Path, dataset: str, name: str) -> dict:
+    return {kind: Path(root) / dataset / f"{name}.{kind}" for kind in ("pdf", "png", "csv")}

@@ -1,0 +1,42 @@
+# Figures and tables of the paper, per dataset, from the aggregated tables.
+
+
+rule plot_figure:
+    input:
+        runs="results/tables/runs.csv",
+        histories="results/tables/histories.csv",
+        steps="results/tables/steps.csv",
+    output:
+        png=report(
+            "results/figures/{dataset}/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "{figure}"},
+        ),
+        pdf="results/figures/{dataset}/{figure}.pdf",
+        csv="results/figures/{dataset}/{figure}.csv",
+    log:
+        "logs/figures/{dataset}/{figure}.log",
+    params:
+        caption=lambda w: FIGURES[w.figure].caption,
+    script:
+        "../scripts/plot_figure.py"
+
+
+rule write_table1:
+    input:
+        "results/tables/runs.csv",
+    output:
+        csv="results/tables/{dataset}/table1.csv",
+        md=report(
+            "results/tables/{dataset}/table1.md",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+        tex="results/tables/{dataset}/table1.tex",
+    log:
+        "logs/tables/{dataset}/table1.log",
+    script:
+        "../scripts/write_table1.py"

@@ -1,0 +1,11 @@
+from rethink.figures import Tables, write_figure
+from rethink.jobs import run_job
+
+run_job(
+    snakemake.log[0],
+    write_figure,
+    name=snakemake.wildcards.figure,
+    tables=Tables.read(**snakemake.input),
+    dataset=snakemake.wildcards.dataset,
+    out=dict(snakemake.output.items()),
+)
