@@ -121,7 +121,9 @@ def fig2b(tables: Tables):
     )  # fmt: skip
     data["split"] = data.split.str.removesuffix("_acc")
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    sns.lineplot(data, x="epoch", y="accuracy", hue="model", style="split", errorbar=ci95, ax=ax)
+    sns.lineplot(
+        data, x="epoch", y="accuracy", hue="model", style="split", marker="o", errorbar=ci95, ax=ax
+    )
     ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
     return fig, data
 

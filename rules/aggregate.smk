@@ -16,5 +16,7 @@ rule aggregate_runs:
         steps="results/tables/steps.csv",
     log:
         "logs/tables/aggregate_runs.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/aggregate_runs.py"

@@ -75,3 +75,6 @@ def get_final_outputs():
 
 
 EXTS = ["png", "pdf", "csv"]
+# `snakemake --cores all docs` copies these into docs/ and Table 1 into the README.
+DOCS_FIGURES = ["fig1a", "fig1b", "fig1c"]
+DOCS_DATASET = config["datasets"][0]

@@ -18,6 +18,8 @@ rule plot_figure:
         csv="results/figures/{dataset}/{figure}.csv",
     log:
         "logs/figures/{dataset}/{figure}.log",
+    conda:
+        "../envs/figures.yaml"
     params:
         caption=lambda w: FIGURES[w.figure].caption,
     script:
@@ -38,5 +40,26 @@ rule write_table1:
         tex="results/tables/{dataset}/table1.tex",
     log:
         "logs/tables/{dataset}/table1.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../scripts/write_table1.py"
+
+
+rule docs:
+    input:
+        figures=expand(
+            "results/figures/{dataset}/{figure}.png", dataset=DOCS_DATASET, figure=DOCS_FIGURES
+        ),
+        table1=f"results/tables/{DOCS_DATASET}/table1.md",
+    output:
+        expand("docs/{figure}.png", figure=DOCS_FIGURES),
+        "docs/table1.md",
+    log:
+        "logs/docs.log",
+    conda:
+        "../envs/figures.yaml"
+    params:
+        readme="README.md",
+    script:
+        "../scripts/update_docs.py"
