@@ -81,7 +81,7 @@ def write_table1(runs_csv: str, dataset: str, out: dict) -> None:
     with atomic_path(out["csv"]) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out["md"]) as tmp:
-        tmp.write_text(pretty.to_markdown(index=False) + "\n")
+        tmp.write_text(pretty.to_markdown(index=False, disable_numparse=True) + "\n")
     caption = f"Table 1 on {dataset} beside the paper's CIFAR-10 numbers (Zhang et al., 2017)."
     with atomic_path(out["tex"]) as tmp:
         tmp.write_text(pretty.to_latex(index=False, caption=caption, label="tab:table1"))
