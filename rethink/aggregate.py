@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from rethink.files import atomic_path
 from rethink.variants import parse_variant
 
 KEYS = ["dataset", "variant", "p", "model", "regularizer", "seed"]
@@ -60,8 +61,6 @@ def mean_ci95(values: pd.Series) -> tuple[float, float, float]:
 
 def write_tables(summaries: list[str], histories: list[str], steps: list[str], out: dict) -> None:
     """runs.csv, histories.csv and steps.csv under the paths in `out`."""
-    from rethink.files import atomic_path
-
     for name, table in (
         ("runs", collect_runs(summaries)),
         ("histories", collect_curves(histories)),

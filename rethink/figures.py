@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from rethink.aggregate import mean_ci95
+from rethink.files import atomic_path
 
 matplotlib.use("Agg")  # files only: no display needed, same output everywhere
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from rethink.aggregate import mean_ci95  # noqa: E402
-from rethink.files import atomic_path  # noqa: E402
 
 
 @dataclass

@@ -14,7 +14,7 @@ def run_job(log_path: str, work: Callable, *args, **kwargs):
     gets warnings and errors. A RethinkError (bad input the user can fix) ends the job with its
     one-line message and exit status 1; anything else is a bug and keeps its traceback.
     """
-    log_file = open(log_path, "w", buffering=1)  # noqa: SIM115 (open for the job's lifetime)
+    log_file = open(log_path, "w", buffering=1)  # line-buffered, open for the job's lifetime
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setLevel(logging.WARNING)
     logging.basicConfig(
