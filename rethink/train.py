@@ -64,10 +64,14 @@ class RunConfig:
         if self.lr is None:
             self.lr = MODELS[self.model].lr
 
+    def determining_fields(self) -> dict:
+        """Everything that determines the run's numbers (Snakemake reruns a run when it changes)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_ONLY}
+
     def config_hash(self) -> str:
-        """Hash of everything that determines the run's numbers."""
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_ONLY}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            json.dumps(self.determining_fields(), sort_keys=True).encode()
+        ).hexdigest()[:16]
 
 
 @dataclass

@@ -1,5 +1,4 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
-import dataclasses
 import re
 
 from jsonschema import ValidationError
@@ -44,10 +43,11 @@ def get_archives(wildcards):
     return [f"{ARCHIVE_DIR}/{archive.filename}" for archive in DATASETS[wildcards.dataset].archives]
 
 
-def get_run_params(wildcards, threads):
-    """The run's resolved training config, as a plain dict (a change reruns the run)."""
-    run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed, threads)
-    return dataclasses.asdict(run)
+def get_run_params(wildcards):
+    """What determines the run's numbers: a change reruns the run. Threads, device and
+    checkpointing do not count; the script takes them from the config."""
+    run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed)
+    return run.determining_fields()
 
 
 def run_files(name):

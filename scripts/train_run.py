@@ -1,12 +1,17 @@
 from pathlib import Path
 
+from rethink.config import run_config
 from rethink.jobs import run_job
-from rethink.train import RunConfig, train_run
+from rethink.train import train_run
+
+w = snakemake.wildcards
+config = run_config(snakemake.config, w.model, w.regularizer, w.seed, threads=snakemake.threads)
+assert config.determining_fields() == snakemake.params.run, "config changed under the job"
 
 run_job(
     snakemake.log[0],
     train_run,
     variant_path=snakemake.input[0],
     run_dir=Path(snakemake.output.summary).parent,
-    config=RunConfig(**snakemake.params.run),
+    config=config,
 )

@@ -5,6 +5,7 @@ import shutil
 import pytest
 import yaml
 
+from rethink.figures import FIGURES
 from tests.conftest import REPO, run_snakemake
 
 
@@ -117,9 +118,11 @@ def test_cifar10_study_lists_the_papers_grid(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "resources/archives/cifar-10-python.tar.gz" in result.stdout
     stats = job_stats(result.stdout)
-    # Fig. 1a-c, the 19 rows of Table 1 and random labels under regularizers: 40 distinct runs.
+    # Fig. 1a-c, the 19 rows of Table 1 and random labels under regularizers: 40 distinct runs,
+    # then every figure of the paper and Table 1.
     assert stats == {
         "download_archive": "1", "write_dataset": "1", "write_variant": "9", "train_run": "40",
+        "aggregate_runs": "1", "plot_figure": str(len(FIGURES)), "write_table1": "1",
     }  # fmt: skip
     assert "results/runs/cifar10/random/alexnet/wd/seed0/summary.json" in result.stdout
     assert "results/runs/cifar10/true/inception/crop+wd/seed0/summary.json" in result.stdout
