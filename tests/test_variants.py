@@ -34,13 +34,8 @@ def positions(images: np.ndarray) -> np.ndarray:
     return (images[..., 0].astype(int) * w + images[..., 1]).reshape(len(images), -1)
 
 
-def sorted_pixels(images: np.ndarray) -> np.ndarray:
-    """Each image's pixels (channel vectors) as a sorted multiset."""
-    flat = images.reshape(len(images), -1, images.shape[-1])
-    return np.stack([_sort(im) for im in flat])
-
-
-def _sort(pixels: np.ndarray) -> np.ndarray:
+def sort_pixels(pixels: np.ndarray) -> np.ndarray:
+    """An image's pixels (channel vectors, one per row) in lexicographic order: its multiset."""
     return pixels[np.lexsort(pixels.T[::-1])]
 
 
@@ -111,7 +106,7 @@ def test_pixel_permutations_keep_each_images_pixel_multiset(mnist5k, color_datas
             for i in range(0, len(before), 97):
                 flat_before = before[i].reshape(-1, before.shape[-1])
                 flat_after = after[i].reshape(-1, after.shape[-1])
-                np.testing.assert_array_equal(_sort(flat_before), _sort(flat_after))
+                np.testing.assert_array_equal(sort_pixels(flat_before), sort_pixels(flat_after))
             assert not np.array_equal(before, after)
 
 
