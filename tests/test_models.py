@@ -57,3 +57,12 @@ def test_alexnet_uses_local_response_norm_and_two_pools():
     kinds = [type(m) for m in model.features]
     assert kinds.count(nn.LocalResponseNorm) == 2 and kinds.count(nn.MaxPool2d) == 2
     assert model.features(torch.zeros(1, 3, 28, 28)).shape == (1, 64, 7, 7)
+
+
+def test_signal_keeps_its_scale_through_inception_without_batch_norm():
+    """Deep and without batch norm, the network must not fade to a constant at initialization
+    (it would then predict the majority class forever): its features keep a usable scale."""
+    torch.manual_seed(0)
+    model = build_model("inception-nobn", (1, 28, 28), 10)
+    std = model.features(torch.randn(64, 1, 28, 28)).std().item()
+    assert 0.3 < std < 10, std

@@ -79,6 +79,16 @@ class SmallInception(nn.Module):
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(c_in, n_classes)
+        if not batch_norm:
+            # Without batch norm, PyTorch's default init shrinks the signal through the 21 conv
+            # layers (features' std 0.015 on whitened inputs) and SGD stalls at the majority
+            # class (measured: 15.6% train accuracy on 256 random labels after 60 epochs at lr
+            # 0.01, 0.03 and 0.1). He init keeps the scale (std ~1.7). The paper does not give
+            # its init; batch norm makes the choice moot for `inception`.
+            for module in self.features.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x):
         x = self.features(x).mean(dim=(2, 3))  # global average pool
