@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from rethink.files import atomic_path
-from rethink.variants import parse_variant
+from rethink.variants import label_corruption
 
 KEYS = ["dataset", "variant", "p", "model", "regularizer", "seed"]
 
@@ -22,8 +22,8 @@ def run_keys(run_dir: str | Path) -> dict:
     *_, dataset, variant, model, regularizer, seed = Path(run_dir).parts
     if not seed.startswith("seed"):
         raise ValueError(f"{run_dir}: not a run directory (…/{{regularizer}}/seed{{seed}})")
-    p = parse_variant(variant).p if parse_variant(variant).labels_only else math.nan
-    return dict(dataset=dataset, variant=variant, p=p, model=model, regularizer=regularizer,
+    return dict(dataset=dataset, variant=variant, p=label_corruption(variant), model=model,
+                regularizer=regularizer,
                 seed=int(seed.removeprefix("seed")))  # fmt: skip
 
 

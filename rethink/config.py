@@ -30,8 +30,7 @@ def describe_schema_error(err: jsonschema.ValidationError) -> str:
         allowed = list(err.schema.get("properties", {}))
         unknown = [k for k in err.instance if k not in allowed]
         key = ".".join(filter(None, [where, str(unknown[0])]))
-        close = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = _did_you_mean(str(unknown[0]), allowed)
         return f"config key '{key}' is unknown; {hint}allowed here: {', '.join(allowed)}"
     return f"config key '{where or '(top level)'}': {err.message}"
 
@@ -44,8 +43,7 @@ def check_config(config: dict) -> dict:
                 f"config key 'datasets': unknown dataset '{name}'; known: {', '.join(DATASETS)}"
             )
     variants = config["variants"]
-    # An unquoted `true` in YAML is a boolean: accept it as the variant `true`.
-    variants["names"] = ["true" if v is True else str(v) for v in variants["names"]]
+    variants["names"] = _variant_names(variants["names"])
     for name in variants["names"]:
         try:
             parse_variant(name)
@@ -68,7 +66,7 @@ def _check_runs(config: dict) -> None:
         key = f"runs[{i}]"
         grid.setdefault("datasets", list(config["datasets"]))
         grid.setdefault("variants", list(config["variants"]["names"]))
-        grid["variants"] = ["true" if v is True else str(v) for v in grid["variants"]]
+        grid["variants"] = _variant_names(grid["variants"])
         for name in grid["datasets"]:
             if name not in config["datasets"]:
                 raise ConfigError(f"config key '{key}.datasets': '{name}' is not in 'datasets'")
@@ -95,11 +93,20 @@ def _check_runs(config: dict) -> None:
 
 def _check_model(name: str, key: str) -> None:
     if name not in MODELS:
-        close = difflib.get_close_matches(name, MODELS, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = _did_you_mean(name, MODELS)
         raise ConfigError(
             f"config key '{key}': unknown model '{name}'; {hint}known: {', '.join(MODELS)}"
         )
+
+
+def _did_you_mean(name: str, options) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _variant_names(names: list) -> list[str]:
+    """An unquoted `true` in YAML is a boolean: read it as the variant `true`."""
+    return ["true" if v is True else str(v) for v in names]
 
 
 RUN_KEYS = ["dataset", "variant", "model", "regularizer", "seed"]

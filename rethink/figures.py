@@ -16,6 +16,7 @@ import seaborn as sns
 
 from rethink.aggregate import mean_ci95
 from rethink.files import atomic_path
+from rethink.variants import label_corruption
 
 matplotlib.use("Agg")  # files only: no display needed, same output everywhere
 
@@ -67,18 +68,18 @@ def fig1a(tables: Tables):
     return grid.figure, data[columns]
 
 
-def _label_runs(tables: Tables) -> pd.DataFrame:
+def _label_curve_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Unregularized runs on label variants, of the models with a curve: true labels and at
     least two other corruption levels (two points alone would draw a misleading line)."""
-    runs = tables.runs
+    runs = runs.assign(p=runs.variant.map(label_corruption))
     runs = runs[(runs.regularizer == "none") & runs.p.notna()]
     levels = runs.groupby("model").p.agg(lambda p: p.nunique() >= 3 and (p == 0).any())
-    return runs[runs.model.map(levels)].copy()
+    return runs[runs.model.map(levels).astype(bool)].copy()
 
 
 def fig1b(tables: Tables):
     """Time to overfit, relative to true labels, against the label corruption level p."""
-    runs = _label_runs(tables)
+    runs = _label_curve_runs(tables.runs)
     true_steps = runs[runs.p == 0].groupby("model").steps_to_fit.mean()
     runs["relative_time_to_overfit"] = runs.steps_to_fit / runs.model.map(true_steps)
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
@@ -101,7 +102,7 @@ def fig1b(tables: Tables):
 
 def fig1c(tables: Tables):
     """Test error after convergence against the label corruption level p."""
-    runs = _label_runs(tables)
+    runs = _label_curve_runs(tables.runs)
     runs["test_error"] = 1 - runs.test_acc
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     sns.lineplot(
@@ -152,14 +153,6 @@ class FigureSpec:
     drawable: Callable[[pd.DataFrame], bool]  # from the table of planned runs (keys only)
 
 
-def _has_label_curve(runs: pd.DataFrame) -> bool:
-    plain = runs[
-        (runs.regularizer == "none") & runs.variant.str.fullmatch(r"true|random|corrupt[\d.]+")
-    ]
-    per_model = plain.groupby("model").variant.agg(lambda v: v.nunique() >= 3 and "true" in set(v))
-    return bool(per_model.any())
-
-
 FIGURES: dict[str, FigureSpec] = {
     "fig1a": FigureSpec(
         fig1a,
@@ -175,14 +168,14 @@ FIGURES: dict[str, FigureSpec] = {
         "the label corruption level p. Matches Fig. 1b of Zhang et al. (2017): the time to "
         "overfit grows by a small constant factor. Runs that did not fit are left out (see the "
         "CSV's fitted column).",
-        _has_label_curve,
+        lambda runs: not _label_curve_runs(runs).empty,
     ),
     "fig1c": FigureSpec(
         fig1c,
         "Test error after convergence against the label corruption level p; the dotted line is "
         "chance. Training error is 0, so this is the generalization error. Matches Fig. 1c of "
         "Zhang et al. (2017): it rises steadily to chance at p = 1.",
-        _has_label_curve,
+        lambda runs: not _label_curve_runs(runs).empty,
     ),
     "fig2b": FigureSpec(
         fig2b,

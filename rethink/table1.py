@@ -8,14 +8,8 @@ import pandas as pd
 from rethink.aggregate import mean_ci95
 from rethink.files import atomic_path
 
-# Our regularizer for each (crop, wd) cell of the paper's table.
-REGULARIZER = {
-    ("no", "no"): "none",
-    ("no", "yes"): "wd",
-    ("yes", "no"): "crop",
-    ("yes", "yes"): "crop+wd",
-}
-CELL = {regularizer: cell for cell, regularizer in REGULARIZER.items()}
+# The (crop, wd) cell of the paper's table that each of our regularizers fills.
+CELL = {"none": ("no", "no"), "wd": ("no", "yes"), "crop": ("yes", "no"), "crop+wd": ("yes", "yes")}
 
 
 def paper_table1() -> pd.DataFrame:
@@ -23,12 +17,18 @@ def paper_table1() -> pd.DataFrame:
         return pd.read_csv(f, comment="#")
 
 
-def table1(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, labels, crop, wd) that the runs cover; accuracies in percent."""
-    cells = runs[
+def table1_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that fill a Table 1 row: true labels under none, wd, crop or crop+wd, and
+    random labels under none."""
+    return runs[
         ((runs.variant == "true") & runs.regularizer.isin(CELL))
         | ((runs.variant == "random") & (runs.regularizer == "none"))
     ]
+
+
+def table1(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, labels, crop, wd) that the runs cover; accuracies in percent."""
+    cells = table1_runs(runs)
     rows = []
     for (model, labels, regularizer), group in cells.groupby(["model", "variant", "regularizer"]):
         crop, wd = CELL[regularizer]

@@ -115,6 +115,12 @@ def parse_variant(name: str) -> VariantSpec:
     raise VariantNameError(f"unknown variant '{name}'; known variants: {known}")
 
 
+def label_corruption(name: str) -> float:
+    """p of a label-only variant (true 0, random 1); NaN for pixel corruptions."""
+    spec = parse_variant(name)
+    return spec.p if spec.labels_only else float("nan")
+
+
 def variant_rng(name: str, seed: int) -> np.random.Generator:
     """The variant's own noise stream: variants sharing a seed still get independent noise."""
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
