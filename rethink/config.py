@@ -6,9 +6,11 @@ what the schema cannot know, so that a typo stops Snakemake before any job runs.
 
 import difflib
 import itertools
+from pathlib import Path
 
 import jsonschema
 import pandas as pd
+import yaml
 
 from rethink import RethinkError
 from rethink.datasets import DATASETS
@@ -17,9 +19,22 @@ from rethink.regularizers import RegularizerNameError, parse_regularizer
 from rethink.train import RunConfig
 from rethink.variants import VariantNameError, parse_variant
 
+# In the checkout (the project installs editable): the workflow validates against it too.
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
 
 class ConfigError(RethinkError):
     """A config value that names nothing the pipeline knows."""
+
+
+def load_study(path: str | Path) -> dict:
+    """A study config as the workflow sees it, outside Snakemake: the schema's defaults filled
+    in, names checked."""
+    from snakemake.utils import validate  # heavy import, needed here only
+
+    config = yaml.safe_load(Path(path).read_text())
+    validate(config, str(SCHEMA), set_default=True)
+    return check_config(config)
 
 
 def describe_schema_error(err: jsonschema.ValidationError) -> str:

@@ -33,6 +33,7 @@ class Archive:
 @dataclass(frozen=True)
 class DatasetSource:
     image_shape: tuple[int, int, int]  # H x W x C of every image
+    size: tuple[int, int]  # train and test images (with the default options)
     archives: tuple[Archive, ...]
     # (archive paths in `archives` order, options from config) -> dataset
     load: Callable[[list[Path], dict], ImageDataset]
@@ -130,9 +131,10 @@ def _mnist_archive(filename: str, md5: str) -> Archive:
 
 
 DATASETS: dict[str, DatasetSource] = {
-    "mnist5k": DatasetSource((28, 28, 1), archives=(), load=load_mnist5k),
+    "mnist5k": DatasetSource((28, 28, 1), (4_000, 1_000), archives=(), load=load_mnist5k),
     "cifar10": DatasetSource(
         (32, 32, 3),
+        (50_000, 10_000),
         archives=(
             Archive(
                 "cifar-10-python.tar.gz",
@@ -144,6 +146,7 @@ DATASETS: dict[str, DatasetSource] = {
     ),
     "mnist": DatasetSource(
         (28, 28, 1),
+        (60_000, 10_000),
         archives=(
             _mnist_archive("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
             _mnist_archive("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),

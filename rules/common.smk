@@ -51,6 +51,18 @@ def get_run_params(wildcards):
     return run.determining_fields()
 
 
+# Per image, slowest first: the order in which the scheduler starts ready training jobs.
+SLOWEST_MODELS_FIRST = ["inception", "inception-nobn", "alexnet", "mlp3x512", "mlp1x512"]
+
+
+def get_run_priority(wildcards):
+    """Slow runs start first (a model not listed counts as slowest; random labels and other
+    corruptions outlast true ones), so that no long run is left running alone at the end."""
+    order = SLOWEST_MODELS_FIRST
+    rank = order.index(wildcards.model) if wildcards.model in order else -1
+    return 2 * (len(order) - rank) + (wildcards.variant != "true")
+
+
 def run_files(name):
     """One file of every planned run, e.g. run_files("summary.json")."""
     return [f"{RUN_DIR}/{name}".format(**row) for row in RUNS.to_dict("records")]

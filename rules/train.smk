@@ -12,6 +12,7 @@ rule train_run:
         "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
     benchmark:
         "results/benchmarks/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.tsv"
+    priority: get_run_priority
     conda:
         "../envs/train.yaml"
     threads: 1

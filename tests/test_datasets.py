@@ -18,6 +18,9 @@ from rethink.download import DownloadError, download
 def test_mnist5k_is_a_stratified_deterministic_split(mnist5k):
     assert mnist5k.train.images.shape == (4000, 28, 28, 1)
     assert mnist5k.test.images.shape == (1000, 28, 28, 1)
+    source = DATASETS["mnist5k"]
+    assert (len(mnist5k.train.labels), len(mnist5k.test.labels)) == source.size
+    assert mnist5k.train.images.shape[1:] == source.image_shape
     assert mnist5k.train.images.dtype == np.uint8
     assert np.bincount(mnist5k.test.labels).tolist() == [100] * 10
     assert np.bincount(mnist5k.train.labels).tolist() == [400] * 10

@@ -89,6 +89,19 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
     assert stats["write_dataset"] == "1" and stats["write_variant"] == str(len(names))
 
 
+def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row():
+    from rethink.config import load_study, run_table
+    from rethink.figures import drawable_figures
+    from rethink.models import MODELS
+    from rethink.table1 import table1_runs
+
+    config = load_study(REPO / "config.yaml")
+    runs = run_table(config)
+    assert set(table1_runs(runs).model) == set(MODELS)
+    assert drawable_figures(runs) == list(FIGURES)
+    assert set(runs.variant) == set(config["variants"]["names"])
+
+
 def test_run_grid_and_per_model_overrides(tmp_path):
     from rethink.config import run_config, run_table
 

@@ -1,0 +1,144 @@
+"""How long a study's training takes, from step times measured on this machine's device.
+
+For every model the study trains, times SGD steps and evaluation passes on random images of the
+dataset's shape (the pipeline's own train_epoch and evaluate), then adds up the planned runs:
+epochs x (training steps + evaluating the train and test sets once). Runs stop as soon as they
+fit, so two totals are printed: every run going to `max_epochs` (an upper bound) and every run
+stopping after --fit-epochs epochs. Augmentation and other regularizers are not timed apart.
+
+It also counts each model's floating-point operations per training step (torch's
+FlopCounterMode), which gives the rate this device sustains; --assume-tflops R scales the
+measured times by (that rate / R): an estimate for a device that is not at hand, printed as
+such. Measuring on the device itself is what counts.
+
+Usage: python benchmarks/study_duration.py [--configfile studies/cifar10.yaml]
+       [--device auto|cpu|cuda] [--fit-epochs 64] [--assume-tflops 20] [--threads N]
+"""
+
+import argparse
+import math
+import platform
+import time
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from rethink.config import load_study, run_config, run_table
+from rethink.datasets import DATASETS
+from rethink.preprocess import preprocess
+from rethink.train import DeviceData, evaluate, make_model, make_optimizer, pick_device, train_epoch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:
+    """Seconds per training step and per evaluated image, and FLOPs per training image."""
+    run = run_config(config, model, "none", 0)
+    gen = torch.Generator().manual_seed(0)
+    n = run.batch_size * steps
+    shape = (n, *DATASETS[dataset].image_shape)
+    raw = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen)
+    raw = raw.permute(0, 3, 1, 2).contiguous().to(device)
+    inputs = preprocess(raw, run.crop_size)
+    labels = torch.randint(0, 10, (n,), generator=gen).to(device)
+    data = DeviceData(raw, labels, inputs, inputs, labels, 10)
+    net = make_model(run, inputs.shape[1:], 10, device)
+    optimizer = make_optimizer(run, net)
+    device_gen = torch.Generator(device=device).manual_seed(0)
+
+    with FlopCounterMode(display=False) as flops:
+        loss = F.cross_entropy(net(inputs[: run.batch_size]), labels[: run.batch_size])
+        loss.backward()
+    optimizer.zero_grad(set_to_none=True)
+
+    train_epoch(net, optimizer, data, run, device_gen)  # warm-up: kernels, allocator
+    sync(device)
+    start = time.perf_counter()
+    train_epoch(net, optimizer, data, run, device_gen)
+    sync(device)
+    step_s = (time.perf_counter() - start) / steps
+
+    evaluate(net, inputs, labels, run.eval_batch_size)
+    start = time.perf_counter()
+    evaluate(net, inputs, labels, run.eval_batch_size)  # syncs: returns Python numbers
+    eval_s = (time.perf_counter() - start) / n
+    step_flop = flops.get_total_flops()
+    return dict(
+        step_s=step_s, eval_s=eval_s, gflop=step_flop / run.batch_size / 1e9,
+        tflops=step_flop / step_s / 1e12,
+    )  # fmt: skip
+
+
+def run_seconds(run, size: tuple[int, int], step_s: float, eval_s: float, epochs: int) -> float:
+    n_train = min(run.train_subset or size[0], size[0])
+    n_test = min(run.test_subset or size[1], size[1])
+    steps = math.ceil(n_train / run.batch_size)
+    return epochs * (steps * step_s + (n_train + n_test) * eval_s)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", default="studies/cifar10.yaml")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--fit-epochs", type=int, default=64,
+        help="epochs of a typical run; 64 (25k CIFAR-10 steps): a public reproduction of "
+        "Fig. 1a fitted all five variants within that",
+    )  # fmt: skip
+    parser.add_argument("--assume-tflops", type=float, help="also estimate at this FLOP rate")
+    parser.add_argument("--steps", type=int, default=0, help="timed steps (0: by device)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    torch.set_num_threads(args.threads)
+    steps = args.steps or (50 if device.type == "cuda" else 3)
+    config = load_study(args.configfile)
+    runs = run_table(config)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    print(
+        f"# {args.configfile}: {len(runs)} runs; torch {torch.__version__} on {device} "
+        f"({where or platform.machine()}), {args.threads} threads, {steps} timed steps"
+    )
+
+    rows = []
+    for (dataset, model), group in runs.groupby(["dataset", "model"], sort=False):
+        cost = measure_model(config, dataset, model, device, steps)
+        size = DATASETS[dataset].size
+        for r in group.itertuples():
+            run = run_config(config, model, r.regularizer, r.seed)
+            epochs = {"max": run.max_epochs, "fit": min(args.fit_epochs, run.max_epochs)}
+            row = dict(dataset=dataset, model=model, **cost)
+            row["epoch_s"] = run_seconds(run, size, cost["step_s"], cost["eval_s"], 1)
+            for label, n in epochs.items():
+                row[f"{label}_h"] = run_seconds(run, size, cost["step_s"], cost["eval_s"], n) / 3600
+            if args.assume_tflops:
+                row["assumed_fit_h"] = row["fit_h"] * cost["tflops"] / args.assume_tflops
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    per_model = table.groupby(["dataset", "model"], sort=False).agg(
+        runs=("model", "size"), gflop_per_image=("gflop", "first"),
+        step_ms=("step_s", lambda s: 1000 * s.iloc[0]), tflops=("tflops", "first"),
+        epoch_s=("epoch_s", "first"),
+        fit_h=("fit_h", "sum"), max_h=("max_h", "sum"),
+        **({"assumed_fit_h": ("assumed_fit_h", "sum")} if args.assume_tflops else {}),
+    )  # fmt: skip
+    print(per_model.round(3).to_string())
+    print(
+        f"total, every run {args.fit_epochs} epochs (or its max_epochs): "
+        f"{table.fit_h.sum():.1f} h; every run to max_epochs: {table.max_h.sum():.1f} h"
+    )
+    if args.assume_tflops:
+        print(
+            f"ESTIMATE, not measured: at {args.assume_tflops:g} TFLOP/s sustained instead of "
+            f"the rates above, {args.fit_epochs} epochs a run: "
+            f"{table.assumed_fit_h.sum():.1f} h"
+        )
+
+
+if __name__ == "__main__":
+    main()
