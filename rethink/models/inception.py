@@ -80,7 +80,7 @@ class SmallInception(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(c_in, n_classes)
         if not batch_norm:
-            # Without batch norm, PyTorch's default init shrinks the signal through the 21 conv
+            # Without batch norm, PyTorch's default init shrinks the signal through the 11 stacked
             # layers (features' std 0.015 on whitened inputs) and SGD stalls at the majority
             # class (measured: 15.6% train accuracy on 256 random labels after 60 epochs at lr
             # 0.01, 0.03 and 0.1). He init keeps the scale (std ~1.7). The paper does not give
