@@ -12,8 +12,12 @@ from rethink.files import atomic_path
 CELL = {"none": ("no", "no"), "wd": ("no", "yes"), "crop": ("yes", "no"), "crop+wd": ("yes", "yes")}
 
 
+# The paper's numbers, with the citation in its header comment.
+PAPER_TABLE1 = resources.files("rethink.data").joinpath("zhang2017_table1.csv")
+
+
 def paper_table1() -> pd.DataFrame:
-    with resources.files("rethink.data").joinpath("zhang2017_table1.csv").open() as f:
+    with PAPER_TABLE1.open() as f:
         return pd.read_csv(f, comment="#")
 
 

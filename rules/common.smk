@@ -1,5 +1,6 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
 import re
+from pathlib import Path
 
 from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
@@ -16,7 +17,8 @@ from rethink.config import (
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
 from rethink.models import MODELS
-from rethink.table1 import table1_runs
+from rethink.sources import package_sources, workdir_relative
+from rethink.table1 import PAPER_TABLE1, table1_runs
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -37,6 +39,12 @@ wildcard_constraints:
     regularizer="|".join(re.escape(r) for r in RUNS.regularizer.unique()) or "none",
     seed=r"\d+",
     figure="|".join(FIGURES),
+
+
+def package_code(script):
+    """The rethink modules that scripts/`script` imports. Rules list them as inputs: Snakemake
+    reruns a job when its script changes, but does not see the modules the script imports."""
+    return package_sources(Path(workflow.basedir) / "scripts" / script)
 
 
 def get_archives(wildcards):

@@ -3,7 +3,8 @@
 
 rule write_variant:
     input:
-        "results/datasets/{dataset}.h5",
+        dataset="results/datasets/{dataset}.h5",
+        code=package_code("write_variant.py"),
     output:
         "results/variants/{dataset}/{variant}.h5",
     log:

@@ -18,7 +18,8 @@ rule download_archive:
 
 rule write_dataset:
     input:
-        get_archives,
+        archives=get_archives,
+        code=package_code("write_dataset.py"),
     output:
         "results/datasets/{dataset}.h5",
     log:

@@ -6,6 +6,7 @@ rule plot_figure:
         runs="results/tables/runs.csv",
         histories="results/tables/histories.csv",
         steps="results/tables/steps.csv",
+        code=package_code("plot_figure.py"),
     output:
         png=report(
             "results/figures/{dataset}/{figure}.png",
@@ -28,7 +29,9 @@ rule plot_figure:
 
 rule write_table1:
     input:
-        "results/tables/runs.csv",
+        runs="results/tables/runs.csv",
+        paper=workdir_relative(PAPER_TABLE1),
+        code=package_code("write_table1.py"),
     output:
         csv="results/tables/{dataset}/table1.csv",
         md=report(
@@ -52,6 +55,7 @@ rule docs:
             "results/figures/{dataset}/{figure}.png", dataset=DOCS_DATASET, figure=DOCS_FIGURES
         ),
         table1=f"results/tables/{DOCS_DATASET}/table1.md",
+        code=package_code("update_docs.py"),
     output:
         expand("docs/{figure}.png", figure=DOCS_FIGURES),
         "docs/table1.md",

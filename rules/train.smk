@@ -3,7 +3,8 @@
 
 rule train_run:
     input:
-        "results/variants/{dataset}/{variant}.h5",
+        variant="results/variants/{dataset}/{variant}.h5",
+        code=package_code("train_run.py"),
     output:
         history=f"{RUN_DIR}/history.csv",
         steps=f"{RUN_DIR}/steps.csv",

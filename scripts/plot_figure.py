@@ -5,7 +5,7 @@ run_job(
     snakemake.log[0],
     write_figure,
     name=snakemake.wildcards.figure,
-    tables=Tables.read(**snakemake.input),
+    tables=Tables.read(snakemake.input.runs, snakemake.input.histories, snakemake.input.steps),
     dataset=snakemake.wildcards.dataset,
     out=dict(snakemake.output.items()),
 )

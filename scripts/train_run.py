@@ -11,7 +11,7 @@ assert config.determining_fields() == snakemake.params.run, "config changed unde
 run_job(
     snakemake.log[0],
     train_run,
-    variant_path=snakemake.input[0],
+    variant_path=snakemake.input.variant,
     run_dir=Path(snakemake.output.summary).parent,
     config=config,
 )

@@ -5,7 +5,7 @@ run_job(
     snakemake.log[0],
     write_dataset_file,
     name=snakemake.wildcards.dataset,
-    archive_paths=list(snakemake.input),
+    archive_paths=list(snakemake.input.archives),
     options=snakemake.params.options,
     output_path=snakemake.output[0],
 )

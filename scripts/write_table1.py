@@ -4,7 +4,7 @@ from rethink.table1 import write_table1
 run_job(
     snakemake.log[0],
     write_table1,
-    runs_csv=snakemake.input[0],
+    runs_csv=snakemake.input.runs,
     dataset=snakemake.wildcards.dataset,
     out=dict(snakemake.output.items()),
 )

@@ -4,7 +4,7 @@ from rethink.variants import write_variant_file
 run_job(
     snakemake.log[0],
     write_variant_file,
-    source_path=snakemake.input[0],
+    source_path=snakemake.input.dataset,
     output_path=snakemake.output[0],
     name=snakemake.wildcards.variant,
     seed=snakemake.params.seed,

@@ -37,12 +37,17 @@ def color_dataset() -> ImageDataset:
     return ImageDataset(split(3000), split(1500), [f"c{i}" for i in range(10)], {"seed": 0})
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in `workdir` as a user would, capturing its output."""
+def run_snakemake(
+    workdir: Path, *args: str, timeout: float = 600, repo: Path = REPO
+) -> subprocess.CompletedProcess:
+    """Run the workflow of `repo` (this repository, or a copy whose package then comes first on
+    the import path) in `workdir` as a user would, capturing its output."""
     snakemake = shutil.which("snakemake", path=os.path.dirname(sys.executable)) or "snakemake"
+    env = os.environ | ({} if repo == REPO else {"PYTHONPATH": str(repo)})
     return subprocess.run(
-        [snakemake, "--snakefile", str(REPO / "Snakefile"), *args],
+        [snakemake, "--snakefile", str(repo / "Snakefile"), *args],
         cwd=workdir,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,0 +1,61 @@
+"""The package's source files a script runs, found by following its imports.
+
+Snakemake reruns a job when its script changes, but not when a module the script imports does.
+The workflow declares these files as inputs of each rule, so that an edit to, say,
+rethink/figures.py reruns the figure jobs and nothing else.
+"""
+
+import ast
+import importlib.util
+import os
+from pathlib import Path
+
+PACKAGE = "rethink"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Names of the package's modules imported anywhere in `path`, function bodies included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            # `from rethink import figures` imports a module, `from rethink import X` may not
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+
+
+def _module_file(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:  # `rethink.X` where X is a class or function, not a module
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+def package_sources(script: str | os.PathLike) -> list[str]:
+    """The package's .py files that running `script` imports, directly or through each other,
+    with the __init__.py of every package on the way; sorted, relative to the working
+    directory where they lie below it."""
+    seen: dict[str, Path] = {}
+    todo = list(_imported_modules(Path(script)))
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+            prefix = ".".join(parts[:i])
+            if prefix in seen:
+                continue
+            path = _module_file(prefix)
+            if path is None:
+                continue
+            seen[prefix] = path
+            todo.extend(_imported_modules(path))
+    return sorted(workdir_relative(p) for p in seen.values())
+
+
+def workdir_relative(path: str | os.PathLike) -> str:
+    """`path` relative to the working directory where it lies below it, else absolute."""
+    path, cwd = Path(path).resolve(), Path.cwd().resolve()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)

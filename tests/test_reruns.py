@@ -1,0 +1,132 @@
+"""After a complete run, Snakemake schedules exactly the jobs an edit invalidated.
+
+Each test takes its own copy of one finished tiny study, together with the workflow and the
+package (imported from the copy through PYTHONPATH), edits one thing and dry-runs.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+STUDY = {
+    "datasets": ["mnist5k"],
+    "variants": {"names": ["true", "random"]},
+    "runs": [{"models": ["mlp1x512", "mlp3x512"], "regularizers": ["none"]}],
+    "training": {"max_epochs": 2, "train_subset": 256, "test_subset": 256},
+}
+WORKFLOW = ["Snakefile", "rules", "scripts", "schemas", "envs", "report", "rethink"]
+
+
+def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
+    result = run_snakemake(root, *args, repo=root)  # this copy's rethink, not the installed one
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def scheduled(root: Path) -> tuple[Counter, list[str]]:
+    """Jobs a dry run would run, per rule, and the outputs they would write."""
+    out = snakemake(root, "--dry-run").stdout
+    rules = Counter(re.findall(r"^(?:local)?rule (\w+):$", out, flags=re.M))
+    rules.pop("all", None)
+    outputs = [p for line in re.findall(r"^\s+output: (.*)$", out, re.M) for p in line.split(", ")]
+    return rules, outputs
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    for name in WORKFLOW:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / "config.yaml").write_text(yaml.safe_dump(STUDY))
+    snakemake(root, "--cores", "2")
+    assert scheduled(root) == (Counter(), [])
+    return root
+
+
+@pytest.fixture
+def study(finished, tmp_path) -> Path:
+    """A private copy of the finished study, modification times and Snakemake records kept."""
+    root = tmp_path / "study"
+    shutil.copytree(finished, root, symlinks=True)
+    return root
+
+
+def edit_config(root: Path, change) -> None:
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    change(config)
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def append_line(path: Path, line: str) -> None:
+    with path.open("a") as f:
+        f.write(f"\n{line}\n")
+
+
+DOWNSTREAM = {"aggregate_runs": 1, "write_table1": 1}
+
+
+def test_nothing_changed_schedules_nothing_even_after_touching_the_config(study):
+    (study / "config.yaml").touch()
+    assert scheduled(study) == (Counter(), [])
+
+
+def test_one_models_learning_rate_reruns_that_models_runs_and_their_aggregates(study):
+    edit_config(study, lambda c: c["training"].setdefault("models", {}).update(
+        {"mlp3x512": {"lr": 0.02}}
+    ))  # fmt: skip
+    rules, outputs = scheduled(study)
+    assert rules["train_run"] == 2 and rules["write_variant"] == 0
+    trained = {p.split("/")[4] for p in outputs if p.startswith("results/runs/")}
+    assert trained == {"mlp3x512"}
+    assert rules["aggregate_runs"] == 1 and rules["plot_figure"] >= 1
+
+
+def test_one_variants_seed_reruns_that_variant_and_what_descends_from_it(study):
+    edit_config(study, lambda c: c["variants"].update({"seeds": {"random": 1}}))
+    rules, outputs = scheduled(study)
+    assert rules["write_variant"] == 1 and "results/variants/mnist5k/random.h5" in outputs
+    assert rules["write_dataset"] == 0
+    trained = {p.split("/")[3] for p in outputs if p.startswith("results/runs/")}
+    assert trained == {"random"} and rules["train_run"] == 2
+
+
+def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
+    append_line(study / "scripts" / "write_table1.py", "# edited")
+    rules, _ = scheduled(study)
+    assert rules == Counter({"write_table1": 1})
+
+
+@pytest.mark.parametrize(
+    "module, expected",
+    [
+        ("rethink/figures.py", {"plot_figure"}),
+        ("rethink/table1.py", {"write_table1"}),
+        ("rethink/variants.py", {"write_variant", "train_run", *DOWNSTREAM, "plot_figure"}),
+        ("rethink/models/mlp.py", {"train_run", *DOWNSTREAM, "plot_figure"}),
+    ],
+)
+def test_editing_an_imported_module_reruns_the_jobs_that_import_it(study, module, expected):
+    append_line(study / module, "# edited")
+    rules, _ = scheduled(study)
+    assert set(rules) == expected
+    assert rules.get("write_dataset", 0) == 0
+
+
+def test_touching_an_unchanged_input_schedules_nothing(study):
+    os.utime(study / "results" / "variants" / "mnist5k" / "true.h5")
+    os.utime(study / "rethink" / "train.py")
+    assert scheduled(study) == (Counter(), [])
