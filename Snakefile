@@ -1,8 +1,15 @@
 # rethink: the randomization tests of Zhang et al. 2017, "Understanding deep learning requires
 # rethinking generalization", from dataset download to figures. See README.md.
+import os
+
 from snakemake.utils import min_version
 
 min_version("8.0")
+
+# Jobs inherit this (and cluster jobs, which parse this file again): HDF5 must not insist on
+# file locks, which shared filesystems often cannot provide. Files are written to a temporary
+# and renamed, and readers never need a lock.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 
 configfile: "config.yaml"

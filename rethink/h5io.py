@@ -76,7 +76,9 @@ def read_dataset(path: str | os.PathLike) -> ImageDataset:
     if not path.is_file():
         raise DataFileError(f"{path}: no such file; run snakemake to build it")
     try:
-        f = h5py.File(path, "r")
+        # Finished files never change: readers need no lock, and shared filesystems often
+        # cannot lock at all (HDF5 then fails to open the file).
+        f = h5py.File(path, "r", locking=False)
     except OSError as err:
         raise DataFileError(
             f"{path}: not a readable HDF5 file ({_h5_reason(err)}); "

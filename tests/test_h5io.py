@@ -1,3 +1,7 @@
+import fcntl
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import h5py
 import numpy as np
 import pytest
@@ -79,3 +83,26 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
     with pytest.raises(TypeError):
         write_dataset(tmp_path / "d.h5", bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def _read_together(path, barrier) -> list[int]:
+    barrier.wait()  # all readers open the file at the same moment
+    return read_dataset(path).train.labels.tolist()
+
+
+def test_eight_concurrent_readers_need_no_file_lock(mnist5k, tmp_path):
+    source, variant = tmp_path / "dataset.h5", tmp_path / "variant.h5"
+    write_dataset(source, mnist5k)
+    write_dataset(variant, mnist5k, image_links={"train": "dataset.h5", "test": "dataset.h5"})
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(8)
+    # An exclusive lock held on both files, as a crashed writer leaves on a network filesystem:
+    # a reader that asked HDF5 for a lock would fail with errno 11.
+    with source.open("rb") as a, variant.open("rb") as b:
+        fcntl.flock(a, fcntl.LOCK_EX)
+        fcntl.flock(b, fcntl.LOCK_EX)
+        with pytest.raises(OSError, match="unable to lock file"):
+            h5py.File(variant, "r")
+        with ProcessPoolExecutor(8, mp_context=context) as pool:
+            labels = list(pool.map(_read_together, [variant] * 8, [barrier] * 8))
+    assert labels == [mnist5k.train.labels.tolist()] * 8
