@@ -7,6 +7,7 @@ batched, there is no per-sample Python. A checkpoint every few epochs makes a ki
 exactly where it stopped, with the same history an uninterrupted run has.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rethink.files import atomic_path
+from rethink.gpus import claimed_gpu
 from rethink.h5io import read_dataset
 from rethink.models import MODELS, build_model, count_parameters
 from rethink.preprocess import preprocess
@@ -170,8 +172,14 @@ def evaluate(model, inputs, labels, batch_size: int) -> tuple[float, int]:
 
 
 def train_run(variant_path: str, run_dir: str, config: RunConfig) -> dict:
-    """Train one run; write history.csv, steps.csv and summary.json to `run_dir`."""
-    run_dir = Path(run_dir)
+    """Train one run; write history.csv, steps.csv and summary.json to `run_dir`. On a machine
+    with several GPUs, the run claims one of its own first (rethink.gpus)."""
+    pinned = config.device in ("auto", "cuda")
+    with claimed_gpu() if pinned else contextlib.nullcontext():
+        return _train(variant_path, Path(run_dir), config)
+
+
+def _train(variant_path: str, run_dir: Path, config: RunConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(config.device)
     if device.type == "cpu":
@@ -256,6 +264,7 @@ def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device)
         "seconds": float(last.seconds),
         "params": count_parameters(model),
         "device": str(device),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "torch": torch.__version__,
         "config_hash": config.config_hash(),
         "config": dataclasses.asdict(config),

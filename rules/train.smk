@@ -17,6 +17,8 @@ rule train_run:
     conda:
         "../envs/train.yaml"
     threads: 1
+    resources:
+        gpu=1,  # `--resources gpu=N`: at most N training jobs at once, one per GPU
     params:
         run=get_run_params,
     script:

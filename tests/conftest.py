@@ -38,12 +38,12 @@ def color_dataset() -> ImageDataset:
 
 
 def run_snakemake(
-    workdir: Path, *args: str, timeout: float = 600, repo: Path = REPO
+    workdir: Path, *args: str, timeout: float = 600, repo: Path = REPO, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """Run the workflow of `repo` (this repository, or a copy whose package then comes first on
-    the import path) in `workdir` as a user would, capturing its output."""
+    the import path) in `workdir` as a user would, capturing its output; `env` adds variables."""
     snakemake = shutil.which("snakemake", path=os.path.dirname(sys.executable)) or "snakemake"
-    env = os.environ | ({} if repo == REPO else {"PYTHONPATH": str(repo)})
+    env = os.environ | ({} if repo == REPO else {"PYTHONPATH": str(repo)}) | (env or {})
     return subprocess.run(
         [snakemake, "--snakefile", str(repo / "Snakefile"), *args],
         cwd=workdir,
