@@ -10,6 +10,11 @@ min_version("8.0")
 # file locks, which shared filesystems often cannot provide. Files are written to a temporary
 # and renamed, and readers never need a lock.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+# Jobs import rethink from this checkout, also inside the conda environments (--sdm conda),
+# which do not install it.
+python_path = os.environ.setdefault("PYTHONPATH", workflow.basedir).split(os.pathsep)
+if workflow.basedir not in python_path:
+    os.environ.update(PYTHONPATH=os.pathsep.join([workflow.basedir, *python_path]))
 
 
 configfile: "config.yaml"
