@@ -11,6 +11,7 @@ rule write_variant:
         "logs/variants/{dataset}/{variant}.log",
     benchmark:
         "results/benchmarks/variants/{dataset}/{variant}.tsv"
+    priority: 100  # seconds each: make them all first, so every training job is ready to pick
     conda:
         "../envs/data.yaml"
     params:

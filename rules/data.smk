@@ -26,6 +26,7 @@ rule write_dataset:
         "logs/datasets/{dataset}.log",
     benchmark:
         "results/benchmarks/datasets/{dataset}.tsv"
+    priority: 100
     conda:
         "../envs/data.yaml"
     params:
