@@ -202,8 +202,9 @@ def drawable_figures(runs: pd.DataFrame) -> list[str]:
     return [name for name, spec in FIGURES.items() if spec.drawable(runs)]
 
 
-def write_figure(name: str, tables: Tables, dataset: str, out: dict) -> None:
-    """Draw figure `name` for `dataset`; save PDF, PNG and the tidy CSV to the paths in `out`."""
+def write_figure(name: str, tables: Tables, dataset: str, out: dict, dpi: int = 150) -> None:
+    """Draw figure `name` for `dataset`; save PDF, PNG (at `dpi`) and the tidy CSV to the paths
+    in `out`."""
     sns.set_theme(style="whitegrid", context="paper")
     fig, data = FIGURES[name].draw(tables.of_dataset(dataset))
     fig.suptitle(f"{name} ({dataset})", y=1.02)
@@ -213,7 +214,7 @@ def write_figure(name: str, tables: Tables, dataset: str, out: dict) -> None:
         with atomic_path(out[kind]) as tmp:
             # no creation date: the same data give the same PDF bytes
             metadata = {"CreationDate": None} if kind == "pdf" else None
-            fig.savefig(tmp, format=kind, dpi=150, bbox_inches="tight", metadata=metadata)
+            fig.savefig(tmp, format=kind, dpi=dpi, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 

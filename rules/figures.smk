@@ -23,6 +23,7 @@ rule plot_figure:
         "../envs/figures.yaml"
     params:
         caption=lambda w: FIGURES[w.figure].caption,
+        dpi=config["figures"]["dpi"],
     script:
         "../scripts/plot_figure.py"
 

@@ -8,4 +8,5 @@ run_job(
     tables=Tables.read(snakemake.input.runs, snakemake.input.histories, snakemake.input.steps),
     dataset=snakemake.wildcards.dataset,
     out=dict(snakemake.output.items()),
+    dpi=snakemake.params.dpi,
 )

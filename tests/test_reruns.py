@@ -95,6 +95,12 @@ def test_one_models_learning_rate_reruns_that_models_runs_and_their_aggregates(s
     assert rules["aggregate_runs"] == 1 and rules["plot_figure"] >= 1
 
 
+def test_a_figure_option_reruns_only_the_figures(study):
+    edit_config(study, lambda c: c.setdefault("figures", {}).update({"dpi": 100}))
+    rules, _ = scheduled(study)
+    assert set(rules) == {"plot_figure"}
+
+
 def test_one_variants_seed_reruns_that_variant_and_what_descends_from_it(study):
     edit_config(study, lambda c: c["variants"].update({"seeds": {"random": 1}}))
     rules, outputs = scheduled(study)
