@@ -18,22 +18,17 @@ Usage: python benchmarks/study_duration.py [--configfile studies/cifar10.yaml]
 import argparse
 import math
 import platform
-import time
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+from train_throughput import timed  # this folder: the benchmarks share the timer
 
 from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
 from rethink.preprocess import preprocess
 from rethink.train import DeviceData, evaluate, make_model, make_optimizer, pick_device, train_epoch
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:
@@ -57,16 +52,9 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     optimizer.zero_grad(set_to_none=True)
 
     train_epoch(net, optimizer, data, run, device_gen)  # warm-up: kernels, allocator
-    sync(device)
-    start = time.perf_counter()
-    train_epoch(net, optimizer, data, run, device_gen)
-    sync(device)
-    step_s = (time.perf_counter() - start) / steps
-
+    step_s = timed(lambda: train_epoch(net, optimizer, data, run, device_gen), device) / steps
     evaluate(net, inputs, labels, run.eval_batch_size)
-    start = time.perf_counter()
-    evaluate(net, inputs, labels, run.eval_batch_size)  # syncs: returns Python numbers
-    eval_s = (time.perf_counter() - start) / n
+    eval_s = timed(lambda: evaluate(net, inputs, labels, run.eval_batch_size), device) / n
     step_flop = flops.get_total_flops()
     return dict(
         step_s=step_s, eval_s=eval_s, gflop=step_flop / run.batch_size / 1e9,

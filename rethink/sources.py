@@ -13,8 +13,9 @@ from pathlib import Path
 PACKAGE = "rethink"
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Names of the package's modules imported anywhere in `path`, function bodies included."""
+def imported_names(path: Path) -> set[str]:
+    """Dotted names of everything imported anywhere in `path`, function bodies included; for
+    `from a import b`, both `a` and `a.b` (b may be a module)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -23,7 +24,12 @@ def _imported_modules(path: Path) -> set[str]:
             names.add(node.module)
             # `from rethink import figures` imports a module, `from rethink import X` may not
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+    return names
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Names of the package's modules imported anywhere in `path`."""
+    return {n for n in imported_names(path) if n == PACKAGE or n.startswith(PACKAGE + ".")}
 
 
 def _module_file(name: str) -> Path | None:

@@ -1,6 +1,5 @@
 """The conda environments (`--sdm conda`) agree with what the code imports and pyproject.toml."""
 
-import ast
 import re
 import sys
 import tomllib
@@ -10,7 +9,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from rethink.sources import package_sources
+from rethink.sources import imported_names, package_sources
 from tests.conftest import REPO
 
 # conda-forge names of PyPI packages, and the modules they provide where the names differ
@@ -46,13 +45,8 @@ def env_packages(env: str) -> dict[str, str]:
 def third_party_imports(script: str) -> set[str]:
     """Top-level modules outside the standard library and rethink that a script imports,
     directly or through the rethink modules it imports."""
-    modules = set()
-    for path in [REPO / script, *map(Path, package_sources(REPO / script))]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules.add(node.module.split(".")[0])
+    paths = [REPO / script, *map(Path, package_sources(REPO / script))]
+    modules = {name.split(".")[0] for path in paths for name in imported_names(path)}
     return modules - set(sys.stdlib_module_names) - {"rethink"} - PROVIDED
 
 
