@@ -17,10 +17,25 @@ if workflow.basedir not in python_path:
     os.environ.update(PYTHONPATH=os.pathsep.join([workflow.basedir, *python_path]))
 
 
-configfile: "config.yaml"
+# The default study, unless `--configfile` names another: a study file is complete by itself
+# (Snakemake would otherwise merge it into this one, dictionaries key by key).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
+
+
+# Under a cluster executor these run where Snakemake runs: downloads need the internet, which
+# compute nodes often lack, and the others take seconds.
+localrules:
+    all,
+    download_archive,
+    aggregate_runs,
+    plot_figure,
+    write_table1,
+    docs,
 
 
 include: "rules/common.smk"

@@ -73,6 +73,9 @@ def check_config(config: dict) -> dict:
     _check_runs(config)
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
+    for model in config["cluster"]["minutes_per_million_images"]:
+        if model != "default":
+            _check_model(model, "cluster.minutes_per_million_images")
     return config
 
 

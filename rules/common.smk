@@ -6,6 +6,7 @@ from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from rethink.cluster import training_mem_mb, training_runtime_minutes
 from rethink.config import (
     ConfigError,
     check_config,
@@ -57,6 +58,16 @@ def get_run_params(wildcards):
     checkpointing do not count; the script takes them from the config."""
     run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed)
     return run.determining_fields()
+
+
+def get_run_runtime(wildcards, attempt):
+    """Minutes a cluster job may train (rethink.cluster); each retry gets more and resumes."""
+    run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed)
+    return training_runtime_minutes(run, DATASETS[wildcards.dataset], config["cluster"], attempt)
+
+
+def get_run_mem_mb(wildcards):
+    return training_mem_mb(DATASETS[wildcards.dataset], config["cluster"])
 
 
 # Per image, slowest first: the order in which the scheduler starts ready training jobs.

@@ -19,6 +19,8 @@ rule train_run:
     threads: 1
     resources:
         gpu=1,  # `--resources gpu=N`: at most N training jobs at once, one per GPU
+        runtime=get_run_runtime,  # minutes and MB asked of a cluster (config key `cluster`)
+        mem_mb=get_run_mem_mb,
     params:
         run=get_run_params,
     script:

@@ -1,0 +1,34 @@
+"""What a training job asks a cluster for: wall time and memory that fit its model and dataset.
+
+Only a cluster executor (`snakemake --profile profiles/slurm`) reads these; a local run ignores
+them. Wall time grows with the attempt: a job killed at its time limit is resubmitted with more
+and resumes from its last checkpoint, so an estimate on the short side costs one requeue, never
+the work already done.
+"""
+
+import math
+
+from rethink.datasets import DatasetSource
+from rethink.train import RunConfig
+
+# Host memory per pixel of the dataset: the uint8 (or float32) images as read, their float32
+# preprocessed copy, and slack for the tensors built from them.
+BYTES_PER_PIXEL = 12
+
+
+def training_runtime_minutes(
+    run: RunConfig, dataset: DatasetSource, cluster: dict, attempt: int = 1
+) -> int:
+    """Minutes for `run` on `dataset`: a base for start-up, plus the model's minutes per million
+    training images times the images of `max_epochs` epochs, times the attempt."""
+    per_million = cluster["minutes_per_million_images"]
+    rate = per_million.get(run.model, per_million["default"])
+    n_train = min(dataset.size[0], run.train_subset or dataset.size[0])
+    minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6
+    return math.ceil(minutes) * attempt
+
+
+def training_mem_mb(dataset: DatasetSource, cluster: dict) -> int:
+    """Megabytes for a training job: a base for Python, torch and CUDA, plus the dataset."""
+    pixels = sum(dataset.size) * math.prod(dataset.image_shape)
+    return cluster["mem_mb_base"] + math.ceil(BYTES_PER_PIXEL * pixels / 2**20)

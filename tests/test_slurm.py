@@ -1,0 +1,157 @@
+"""`snakemake --profile profiles/slurm` on a real one-node SLURM cluster on localhost.
+
+The study runs twice, on SLURM through the repository's profile (only the partition and account
+changed, to the test cluster's) and locally with `--cores`, and both must give the same bytes and
+numbers. One training run is made to outlast its time limit: SLURM kills it, Snakemake resubmits
+it with more time, and it resumes from its checkpoint to the uninterrupted run's results.
+"""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_snakemake
+from tests.slurm_cluster import local_slurm_cluster, missing_programs
+
+MISSING = missing_programs()
+pytestmark = [
+    pytest.mark.slow,
+    # CI installs the cluster (.ci/run) and must never skip this; elsewhere it may be absent.
+    pytest.mark.skipif(
+        bool(MISSING or os.geteuid()) and not os.environ.get("CI"),
+        reason=f"needs root and Debian's SLURM, munge and MariaDB (missing: {MISSING})",
+    ),
+]
+
+LONG_RUN = "results/runs/mnist5k/random/mlp3x512/none/seed0"
+STUDY = {
+    "datasets": ["mnist5k"],
+    "variants": {"names": ["true", "random"]},
+    "runs": [
+        {"models": ["mlp1x512"], "variants": ["true", "random"]},
+        {"models": ["mlp3x512"], "variants": ["random"]},
+    ],
+    "training": {
+        "max_epochs": 60,
+        # mlp3x512 never fits at this rate: it trains all its epochs, ~100 s on one core,
+        # checkpointing every 5, and so outlasts its first 1-minute time limit.
+        "models": {"mlp3x512": {"lr": 0.0005, "max_epochs": 250}},
+    },
+    # A 1-minute limit on the first attempt of every training job, 2 on the second, ...
+    "cluster": {"minutes_base": 1, "minutes_per_million_images": {"mlp1x512": 0, "mlp3x512": 0}},
+}
+
+
+def write_profile(cluster, folder: Path) -> Path:
+    """The repository's SLURM profile with only the partition and account set to the cluster's."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    profile["default-resources"] |= {
+        "slurm_partition": cluster.partition,
+        "slurm_account": cluster.account,
+    }
+    # Speed only: poll job states every 5 s rather than after 40 s, then every 10 s.
+    profile |= {"slurm-init-seconds-before-status-checks": 5, "seconds-between-status-checks": 5}
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+def run_study(root: Path, *args: str, env: dict | None = None) -> str:
+    root.mkdir()
+    (root / "config.yaml").write_text(yaml.safe_dump(STUDY))
+    result = run_snakemake(root, *args, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The study run locally, then on SLURM: (local folder, SLURM folder, SLURM's Snakemake
+    output, SLURM's accounting records)."""
+    tmp = tmp_path_factory.mktemp("slurm")
+    local = tmp / "local"
+    run_study(local, "--cores", "2")
+    with local_slurm_cluster(tmp / "cluster", memory_mb=20000) as cluster:
+        profile = write_profile(cluster, tmp / "profile")
+        slurm = tmp / "study"
+        output = run_study(slurm, "--profile", str(profile), env=cluster.env)
+        jobs = cluster.accounted_jobs()
+    return local, slurm, output, jobs
+
+
+def finished_files(root: Path) -> list[Path]:
+    return sorted(
+        p.relative_to(root)
+        for p in (root / "results").rglob("*")
+        if p.is_file() and "benchmarks" not in p.parts
+    )
+
+
+def run_numbers(run_dir: Path) -> tuple:
+    """A run's results without what legitimately differs: wall time and the GPU it was given."""
+    history = pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("seconds", "cuda_visible_devices"):
+        summary.pop(key)
+    return history, pd.read_csv(run_dir / "steps.csv"), summary
+
+
+def test_slurm_runs_the_study_through_sbatch_with_the_local_results(runs):
+    local, slurm, output, jobs = runs
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    by_id = {job["JobID"]: job for job in jobs}
+    # Every job but the local rules (downloads, aggregation, figures, tables) went through sbatch
+    # and SLURM's accounting knows it by the id Snakemake logged.
+    rules = [by_id[i]["Comment"].split("_wildcards_")[0] for i in submitted]
+    assert sorted(set(rules)) == ["rule_train_run", "rule_write_dataset", "rule_write_variant"]
+    assert rules.count("rule_train_run") >= 3
+    assert all(by_id[i]["State"] in ("COMPLETED", "TIMEOUT") for i in submitted)
+    assert "localrule aggregate_runs:" in output and "localrule plot_figure:" in output
+
+    assert finished_files(slurm) == finished_files(local)
+    for variant in ("true", "random"):  # same config and seeds: the same HDF5 bytes
+        path = f"results/variants/mnist5k/{variant}.h5"
+        assert (slurm / path).read_bytes() == (local / path).read_bytes()
+    for summary in (slurm / "results/runs").rglob("summary.json"):
+        run_dir = summary.parent.relative_to(slurm)
+        slurm_numbers, local_numbers = run_numbers(slurm / run_dir), run_numbers(local / run_dir)
+        pd.testing.assert_frame_equal(slurm_numbers[0], local_numbers[0])
+        pd.testing.assert_frame_equal(slurm_numbers[1], local_numbers[1])
+        assert slurm_numbers[2] == local_numbers[2]
+        # SLURM gave the job one of the node's two (fake) GPUs; locally there are none.
+        assert json.loads(summary.read_text())["cuda_visible_devices"] in ("0", "1")
+    differing = ["seconds", "cuda_visible_devices"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(slurm / "results/tables/runs.csv").drop(columns=differing),
+        pd.read_csv(local / "results/tables/runs.csv").drop(columns=differing),
+    )
+
+
+def test_a_run_killed_at_its_time_limit_resumes_from_its_checkpoint(runs):
+    local, slurm, output, jobs = runs
+    long_run = [job for job in jobs if job["Comment"].endswith("_mlp3x512_none_0")]
+    # SLURM ended the first attempt at its 1-minute limit; the resubmission had 2 minutes.
+    assert [job["State"] for job in long_run] == ["TIMEOUT", "COMPLETED"], long_run
+    assert [job["Timelimit"] for job in long_run] == ["00:01:00", "00:02:00"]
+    log = (slurm / "logs/runs/mnist5k/random/mlp3x512/none/seed0.log").read_text()
+    resumed = re.search(r"resuming after epoch (\d+)", log)
+    assert resumed and int(resumed[1]) >= 5, log[-2000:]
+
+    history, steps, summary = run_numbers(slurm / LONG_RUN)
+    assert summary["epochs"] == 250 and not summary["fitted"]
+    local_history, local_steps, local_summary = run_numbers(local / LONG_RUN)
+    pd.testing.assert_frame_equal(history, local_history)
+    pd.testing.assert_frame_equal(steps, local_steps)
+    assert summary == local_summary
+    assert not (slurm / LONG_RUN / "checkpoint.pt").exists()  # removed once the run finished
+
+
+def test_the_cluster_daemons_are_stopped_after_the_study(runs):
+    for daemon in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd"):
+        assert subprocess.run(["pgrep", "-x", daemon]).returncode == 1, f"{daemon} still runs"
