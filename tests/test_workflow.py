@@ -1,6 +1,8 @@
 """The Snakemake workflow as users run it: config checks, the DAG, and real runs on mnist5k."""
 
+import re
 import shutil
+from collections import Counter
 
 import pytest
 import yaml
@@ -63,6 +65,11 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
             "config key 'training.models.inception.learning_rate' is unknown",
         ),
         ({"training": {"device": "gpu"}}, "config key 'training.device': 'gpu' does not match"),
+        (
+            {"cluster": {"minutes_per_million_images": {"alexnett": 2}}},
+            "config key 'cluster.minutes_per_million_images': unknown model 'alexnett'",
+        ),
+        ({"cluster": {"mem_mb_base": "4G"}}, "'cluster.mem_mb_base': '4G' is not of type"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, config, message):
@@ -127,6 +134,7 @@ def test_run_grid_and_per_model_overrides(tmp_path):
 
 def test_cifar10_study_lists_the_papers_grid(tmp_path):
     study = REPO / "studies" / "cifar10.yaml"
+    shutil.copy(REPO / "config.yaml", tmp_path)  # run where the default study is, as users do
     result = run_snakemake(tmp_path, "--dry-run", "--configfile", str(study))
     assert result.returncode == 0, result.stderr
     assert "resources/archives/cifar-10-python.tar.gz" in result.stdout
@@ -138,6 +146,10 @@ def test_cifar10_study_lists_the_papers_grid(tmp_path):
         "aggregate_runs": "1", "plot_figure": str(len(FIGURES)), "write_table1": "1",
     }  # fmt: skip
     assert "results/runs/cifar10/random/alexnet/wd/seed0/summary.json" in result.stdout
+    # The study alone decides: config.yaml's CNN settings for mnist5k (256 training images) do
+    # not leak in. Cluster minutes: 10 + 6 per million images x 200 epochs x 50,000 images.
+    runtimes = Counter(re.findall(r"resources: (?=.*gpu=1).*runtime=(\d+)", result.stdout))
+    assert runtimes == {"70": 18, "25": 10, "15": 12}  # Inceptions, AlexNet, MLPs
     assert "results/runs/cifar10/true/inception/crop+wd/seed0/summary.json" in result.stdout
 
 
