@@ -33,8 +33,10 @@ localrules:
     all,
     download_archive,
     aggregate_runs,
+    kernel_report,
     plot_figure,
     write_table1,
+    write_rademacher,
     docs,
 
 
@@ -42,6 +44,8 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/corrupt.smk"
 include: "rules/train.smk"
+include: "rules/theory.smk"
+include: "rules/kernels.smk"
 include: "rules/aggregate.smk"
 include: "rules/figures.smk"
 

@@ -27,8 +27,9 @@ from train_throughput import timed  # this folder: the benchmarks share the time
 
 from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
+from rethink.gpus import pick_device
 from rethink.preprocess import preprocess
-from rethink.train import DeviceData, evaluate, make_model, make_optimizer, pick_device, train_epoch
+from rethink.train import DeviceData, evaluate, make_model, make_optimizer, train_epoch
 
 
 def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:

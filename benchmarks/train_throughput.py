@@ -23,9 +23,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from rethink.datasets import build_dataset
+from rethink.gpus import pick_device
 from rethink.models import MODELS, build_model
 from rethink.preprocess import per_image_standardization, preprocess
-from rethink.train import DeviceData, RunConfig, make_model, pick_device, train_epoch
+from rethink.train import DeviceData, RunConfig, make_model, train_epoch
 
 # images per timed epoch: enough for a stable figure within seconds per model on a 2-core CPU
 IMAGES = {"mlp1x512": 10_240, "mlp3x512": 10_240, "alexnet": 2_560}

@@ -207,7 +207,13 @@ def write_figure(name: str, tables: Tables, dataset: str, out: dict, dpi: int = 
     in `out`."""
     sns.set_theme(style="whitegrid", context="paper")
     fig, data = FIGURES[name].draw(tables.of_dataset(dataset))
-    fig.suptitle(f"{name} ({dataset})", y=1.02)
+    save_figure(fig, data, f"{name} ({dataset})", out, dpi)
+
+
+def save_figure(fig, data: pd.DataFrame, title: str, out: dict, dpi: int = 150) -> None:
+    """Save `fig` as PDF and PNG (at `dpi`) and the tidy `data` it shows as CSV, to the paths in
+    `out`, each written whole or not at all."""
+    fig.suptitle(title, y=1.02)
     with atomic_path(out["csv"]) as tmp:
         data.to_csv(tmp, index=False)
     for kind in ("pdf", "png"):

@@ -17,6 +17,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch  # importing does not initialize CUDA; pick_device does, after a GPU is claimed
+
 log = logging.getLogger(__name__)
 
 LOCK_DIR = Path(".gpu-locks")
@@ -66,3 +68,9 @@ def claimed_gpu(lock_dir: Path = LOCK_DIR, poll_s: float = 1.0):
             waiting_since = time.monotonic()
             log.warning("all %d GPUs are claimed by other jobs; waiting for one", n)
         time.sleep(poll_s)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rethink.files import atomic_path
-from rethink.gpus import claimed_gpu
+from rethink.gpus import claimed_gpu, pick_device
 from rethink.h5io import read_dataset
 from rethink.models import MODELS, build_model, count_parameters
 from rethink.preprocess import preprocess
@@ -105,12 +105,6 @@ def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD
     return torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=wd
     )
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_data(path: str | os.PathLike, config: RunConfig, device: torch.device) -> DeviceData:

@@ -85,6 +85,7 @@ class VariantSpec:
     name: str
     p: float  # probability that a training label is replaced by a random class
     pixels: str | None = None  # key of PIXEL_CORRUPTIONS, or None for a label-only variant
+    rademacher: bool = False  # labels replaced by random signs: two classes, -1 and +1
 
     @property
     def labels_only(self) -> bool:
@@ -92,16 +93,21 @@ class VariantSpec:
 
 
 _CORRUPT = re.compile(r"corrupt(?P<p>\d+(\.\d+)?)")
+_RADEMACHER = re.compile(r"rademacher\d*")
+RADEMACHER_CLASSES = ["-1", "+1"]
 
 
 def parse_variant(name: str) -> VariantSpec:
-    """`true`, `random` (p = 1), `corrupt{p}` (0 <= p <= 1) or a pixel corruption's name."""
+    """`true`, `random` (p = 1), `corrupt{p}` (0 <= p <= 1), a pixel corruption's name, or
+    `rademacher{k}`: random signs, the k-th independent draw (any digits, or none)."""
     if name == "true":
         return VariantSpec(name, 0.0)
     if name == "random":
         return VariantSpec(name, 1.0)
     if name in PIXEL_CORRUPTIONS:
         return VariantSpec(name, 0.0, pixels=name)
+    if _RADEMACHER.fullmatch(name):
+        return VariantSpec(name, float("nan"), rademacher=True)
     match = _CORRUPT.fullmatch(name)
     if match:
         p = float(match["p"])
@@ -111,12 +117,15 @@ def parse_variant(name: str) -> VariantSpec:
                 "write corrupt{p} with 0 <= p <= 1, e.g. corrupt0.2"
             )
         return VariantSpec(name, p)
-    known = ", ".join(["true", "random", "corrupt{p} (e.g. corrupt0.2)", *PIXEL_CORRUPTIONS])
+    known = ", ".join(
+        ["true", "random", "corrupt{p} (e.g. corrupt0.2)", *PIXEL_CORRUPTIONS, "rademacher{k}"]
+    )
     raise VariantNameError(f"unknown variant '{name}'; known variants: {known}")
 
 
 def label_corruption(name: str) -> float:
-    """p of a label-only variant (true 0, random 1); NaN for pixel corruptions."""
+    """p of a label-only variant (true 0, random 1); NaN for pixel corruptions and random
+    signs."""
     spec = parse_variant(name)
     return spec.p if spec.labels_only else float("nan")
 
@@ -139,11 +148,16 @@ def make_variant(
     train_images, test_images = source.train.images, source.test.images
     if spec.pixels is not None:
         train_images, test_images = PIXEL_CORRUPTIONS[spec.pixels](train_images, test_images, rng)
-    n_classes = len(source.classes)
-    train_labels = corrupt_labels(source.train.labels, spec.p, n_classes, rng)
-    test_labels = source.test.labels
-    if corrupt_test_labels:
-        test_labels = corrupt_labels(test_labels, spec.p, n_classes, rng)
+    classes = source.classes
+    if spec.rademacher:  # a random sign for every example, test ones too: nothing to learn
+        classes = RADEMACHER_CLASSES
+        train_labels = rng.integers(0, 2, len(source.train.labels))
+        test_labels = rng.integers(0, 2, len(source.test.labels))
+    else:
+        train_labels = corrupt_labels(source.train.labels, spec.p, len(classes), rng)
+        test_labels = source.test.labels
+        if corrupt_test_labels:
+            test_labels = corrupt_labels(test_labels, spec.p, len(classes), rng)
     attrs = {
         **source.attrs,
         "variant": name,
@@ -155,7 +169,7 @@ def make_variant(
         "test_changed_fraction": float(np.mean(test_labels != source.test.labels)),
     }
     return ImageDataset(
-        Split(train_images, train_labels), Split(test_images, test_labels), source.classes, attrs
+        Split(train_images, train_labels), Split(test_images, test_labels), classes, attrs
     )
 
 

@@ -1,4 +1,5 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
+import math
 import re
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from rethink.config import (
 )
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
+from rethink.kernel_report import KERNEL_FIGURE
 from rethink.models import MODELS
+from rethink.rademacher import rademacher_runs
 from rethink.sources import package_sources, workdir_relative
 from rethink.table1 import PAPER_TABLE1, table1_runs
+from rethink.variants import label_corruption
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -30,6 +34,8 @@ except WorkflowError as err:  # raised while handling jsonschema's ValidationErr
 check_config(config)
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
 RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
+# The label variants (true, corrupt{p}, random) get a Gaussian-kernel interpolation each.
+KERNEL_VARIANTS = [v for v in config["variants"]["names"] if not math.isnan(label_corruption(v))]
 
 
 wildcard_constraints:
@@ -87,20 +93,29 @@ def run_files(name):
     return [f"{RUN_DIR}/{name}".format(**row) for row in RUNS.to_dict("records")]
 
 
+EXTS = ["png", "pdf", "csv"]  # every figure is drawn twice and saved as its tidy data
+
+
 def get_final_outputs():
     variants = expand(
         "results/variants/{dataset}/{variant}.h5",
         dataset=config["datasets"],
         variant=config["variants"]["names"],
     )
+    theory = expand("results/theory/{dataset}.csv", dataset=config["datasets"])
+    if KERNEL_VARIANTS:
+        theory += expand("results/kernels/{d}.csv", d=config["datasets"])
+        theory += expand(
+            "results/figures/{d}/{f}.{ext}", d=config["datasets"], f=KERNEL_FIGURE, ext=EXTS
+        )
     if RUNS.empty:
-        return variants
-    outputs = variants + ["results/tables/runs.csv"]
+        return variants + theory
+    outputs = variants + theory + ["results/tables/runs.csv"]
     for dataset, runs in RUNS.groupby("dataset"):
         for figure in drawable_figures(runs):
-            outputs += expand(
-                "results/figures/{d}/{f}.{ext}", d=dataset, f=figure, ext=["png", "pdf", "csv"]
-            )
+            outputs += expand("results/figures/{d}/{f}.{ext}", d=dataset, f=figure, ext=EXTS)
+        if not rademacher_runs(runs).empty:
+            outputs += expand("results/tables/{d}/rademacher.{ext}", d=dataset, ext=["csv", "md"])
         if not table1_runs(runs).empty:
             outputs += expand(
                 "results/tables/{d}/table1.{ext}", d=dataset, ext=["csv", "md", "tex"]

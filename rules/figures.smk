@@ -68,3 +68,23 @@ rule docs:
         readme="README.md",
     script:
         "../scripts/update_docs.py"
+
+
+rule write_rademacher:
+    input:
+        runs="results/tables/runs.csv",
+        code=package_code("write_rademacher.py"),
+    output:
+        csv="results/tables/{dataset}/rademacher.csv",
+        md=report(
+            "results/tables/{dataset}/rademacher.md",
+            caption="../report/rademacher.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/tables/{dataset}/rademacher.log",
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/write_rademacher.py"

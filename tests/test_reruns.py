@@ -77,6 +77,7 @@ def append_line(path: Path, line: str) -> None:
 
 
 DOWNSTREAM = {"aggregate_runs": 1, "write_table1": 1}
+FIGURE_RULES = {"plot_figure", "kernel_report"}  # the paper's figures, and the kernel figure
 
 
 def test_nothing_changed_schedules_nothing_even_after_touching_the_config(study):
@@ -98,7 +99,7 @@ def test_one_models_learning_rate_reruns_that_models_runs_and_their_aggregates(s
 def test_a_figure_option_reruns_only_the_figures(study):
     edit_config(study, lambda c: c.setdefault("figures", {}).update({"dpi": 100}))
     rules, _ = scheduled(study)
-    assert set(rules) == {"plot_figure"}
+    assert set(rules) == FIGURE_RULES
 
 
 def test_one_variants_seed_reruns_that_variant_and_what_descends_from_it(study):
@@ -119,9 +120,14 @@ def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
 @pytest.mark.parametrize(
     "module, expected",
     [
-        ("rethink/figures.py", {"plot_figure"}),
+        ("rethink/figures.py", FIGURE_RULES),
         ("rethink/table1.py", {"write_table1"}),
-        ("rethink/variants.py", {"write_variant", "train_run", *DOWNSTREAM, "plot_figure"}),
+        ("rethink/kernels.py", {"kernel_fit", "kernel_report"}),
+        ("rethink/theory.py", {"theorem1"}),
+        (
+            "rethink/variants.py",
+            {"write_variant", "train_run", *DOWNSTREAM, *FIGURE_RULES, "kernel_fit", "theorem1"},
+        ),
         ("rethink/models/mlp.py", {"train_run", *DOWNSTREAM, "plot_figure"}),
     ],
 )

@@ -94,12 +94,14 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
         assert f"results/variants/mnist5k/{name}.h5" in result.stdout
     stats = job_stats(result.stdout)
     assert stats["write_dataset"] == "1" and stats["write_variant"] == str(len(names))
+    assert stats["theorem1"] == "1" and "results/theory/mnist5k.csv" in result.stdout
 
 
 def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row():
     from rethink.config import load_study, run_table
     from rethink.figures import drawable_figures
     from rethink.models import MODELS
+    from rethink.rademacher import rademacher_runs
     from rethink.table1 import table1_runs
 
     config = load_study(REPO / "config.yaml")
@@ -107,6 +109,8 @@ def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row(
     assert set(table1_runs(runs).model) == set(MODELS)
     assert drawable_figures(runs) == list(FIGURES)
     assert set(runs.variant) == set(config["variants"]["names"])
+    signs = rademacher_runs(runs)  # the Rademacher table: several draws for several models
+    assert signs.variant.nunique() >= 3 and signs.model.nunique() >= 2
 
 
 def test_run_grid_and_per_model_overrides(tmp_path):
@@ -144,6 +148,7 @@ def test_cifar10_study_lists_the_papers_grid(tmp_path):
     assert stats == {
         "download_archive": "1", "write_dataset": "1", "write_variant": "9", "train_run": "40",
         "aggregate_runs": "1", "plot_figure": str(len(FIGURES)), "write_table1": "1",
+        "theorem1": "1", "kernel_fit": "6", "kernel_report": "1",  # the 6 label variants
     }  # fmt: skip
     assert "results/runs/cifar10/random/alexnet/wd/seed0/summary.json" in result.stdout
     # The study alone decides: config.yaml's CNN settings for mnist5k (256 training images) do
@@ -165,7 +170,8 @@ def test_default_study_data_stages_are_reproducible_byte_for_byte(tmp_path):
         outputs.append(sorted((workdir / "results").rglob("*.h5")))
     a, b = outputs
     assert [p.relative_to(tmp_path / "a") for p in a] == [p.relative_to(tmp_path / "b") for p in b]
-    assert len(a) == 1 + 9
+    variants = yaml.safe_load((REPO / "config.yaml").read_text())["variants"]["names"]
+    assert len(a) == 1 + len(variants)
     for x, y in zip(a, b, strict=True):
         assert x.read_bytes() == y.read_bytes(), x
     assert (tmp_path / "a" / "logs" / "variants" / "mnist5k" / "random.log").exists()

@@ -1,0 +1,51 @@
+# Section 5 of the paper: minimum-norm Gaussian-kernel interpolation of every label variant.
+
+
+rule kernel_fit:
+    input:
+        variant="results/variants/{dataset}/{variant}.h5",
+        code=package_code("kernel_fit.py"),
+    output:
+        "results/kernels/{dataset}/{variant}.csv",
+    log:
+        "logs/kernels/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/kernels/{dataset}/{variant}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        gamma=config["kernels"]["gamma"],
+        device=config["kernels"]["device"],
+    script:
+        "../scripts/kernel_fit.py"
+
+
+rule kernel_report:
+    input:
+        results=lambda w: expand(
+            "results/kernels/{dataset}/{variant}.csv",
+            dataset=w.dataset,
+            variant=KERNEL_VARIANTS,
+        ),
+        code=package_code("kernel_report.py"),
+    output:
+        table="results/kernels/{dataset}.csv",
+        png=report(
+            f"results/figures/{{dataset}}/{KERNEL_FIGURE}.png",
+            caption="../report/kernels.rst",
+            category="Kernels",
+            subcategory="{dataset}",
+        ),
+        pdf=f"results/figures/{{dataset}}/{KERNEL_FIGURE}.pdf",
+        csv=f"results/figures/{{dataset}}/{KERNEL_FIGURE}.csv",
+    log:
+        "logs/kernels/{dataset}.log",
+    conda:
+        "../envs/figures.yaml"
+    params:
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/kernel_report.py"

@@ -1,0 +1,11 @@
+from rethink.jobs import run_job
+from rethink.kernels import write_kernel_result
+
+run_job(
+    snakemake.log[0],
+    write_kernel_result,
+    variant_path=snakemake.input.variant,
+    output_path=snakemake.output[0],
+    gamma=snakemake.params.gamma,
+    device=snakemake.params.device,
+)

@@ -1,0 +1,12 @@
+from rethink.jobs import run_job
+from rethink.kernel_report import write_kernel_report
+
+run_job(
+    snakemake.log[0],
+    write_kernel_report,
+    results=list(snakemake.input.results),
+    dataset=snakemake.wildcards.dataset,
+    table_path=snakemake.output.table,
+    figure_out={kind: snakemake.output[kind] for kind in ("png", "pdf", "csv")},
+    dpi=snakemake.params.dpi,
+)

@@ -1,0 +1,11 @@
+from rethink.jobs import run_job
+from rethink.theory import write_theorem1_table
+
+run_job(
+    snakemake.log[0],
+    write_theorem1_table,
+    dataset_path=snakemake.input.dataset,
+    output_path=snakemake.output[0],
+    label_seed=snakemake.params.label_seed,
+    direction_seed=snakemake.params.direction_seed,
+)

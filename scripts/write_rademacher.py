@@ -1,0 +1,10 @@
+from rethink.jobs import run_job
+from rethink.rademacher import write_rademacher_table
+
+run_job(
+    snakemake.log[0],
+    write_rademacher_table,
+    runs_csv=snakemake.input.runs,
+    dataset=snakemake.wildcards.dataset,
+    out={"csv": snakemake.output.csv, "md": snakemake.output.md},
+)

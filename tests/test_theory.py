@@ -1,0 +1,76 @@
+"""Theorem 1: the 2n + d weight ReLU network fits any labels on n distinct points exactly."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rethink.h5io import write_dataset
+from rethink.theory import (
+    DuplicatePointsError,
+    fit_two_layer,
+    theorem1_fit,
+    write_theorem1_table,
+)
+from rethink.variants import make_variant
+
+
+def random_images(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, d), dtype=np.uint8)
+
+
+def test_random_labels_on_random_images_are_fitted_exactly():
+    images = random_images(3000, 200)
+    labels = np.random.default_rng(1).integers(0, 10, len(images))
+    fit = theorem1_fit(images, labels)
+    assert fit["labels_recovered"]
+    assert fit["max_error"] < 1e-6
+    assert (fit["n"], fit["d"], fit["weights"]) == (3000, 200, 2 * 3000 + 200)
+
+
+def test_any_real_targets_on_real_valued_points():
+    points = np.random.default_rng(2).standard_normal((500, 30))
+    targets = np.random.default_rng(3).standard_normal(500) * 100
+    network = fit_two_layer(points, targets)
+    assert network.n_weights == 2 * 500 + 30
+    np.testing.assert_allclose(network(points)[:, 0].astype(float), targets, atol=1e-6)
+
+
+def test_vector_targets_share_the_direction_and_thresholds():
+    images = random_images(1000, 50)
+    labels = np.random.default_rng(4).integers(0, 10, 1000)
+    one_hot = np.eye(10)[labels]
+    network = fit_two_layer(images, one_hot)
+    assert network.a.shape == (50,) and network.b.shape == (1000,) and network.w.shape == (1000, 10)
+    assert network.n_weights == 1000 * (10 + 1) + 50
+    outputs = network(images).astype(float)
+    assert np.abs(outputs - one_hot).max() < 1e-6
+    assert (outputs.argmax(axis=1) == labels).all()
+
+
+def test_thresholds_interleave_the_sorted_projections():
+    images = random_images(200, 20)
+    network = fit_two_layer(images, np.zeros(200))
+    z = np.sort(network.project(images).astype(float))
+    assert (network.b < z).all() and (z[:-1] < network.b[1:]).all()
+
+
+def test_duplicate_points_are_named():
+    images = random_images(100, 20)
+    images[57] = images[12]
+    with pytest.raises(DuplicatePointsError, match=r"points 12 and 57 .*\(they are equal\)"):
+        fit_two_layer(images, np.arange(100))
+
+
+def test_mnist5k_random_labels_are_recovered_within_1e_3(mnist5k, tmp_path):
+    """The real embedded digits with the `random` variant's labels, through the job's own
+    function and its CSV."""
+    dataset_path, table_path = tmp_path / "mnist5k.h5", tmp_path / "theory" / "mnist5k.csv"
+    write_dataset(dataset_path, mnist5k)
+    write_theorem1_table(str(dataset_path), str(table_path), label_seed=0, direction_seed=0)
+    (row,) = pd.read_csv(table_path).to_dict("records")
+    assert row["labels"] == "random" and row["labels_recovered"]
+    assert (row["n"], row["d"], row["weights"]) == (4000, 784, 2 * 4000 + 784)
+    assert row["max_error"] <= 1e-3
+    assert 0 < row["smallest_gap"] < 1 / 4000  # relative to the spread: ~1/n^2
+    random_labels = make_variant(mnist5k, "random", seed=0).train.labels
+    assert np.mean(random_labels == mnist5k.train.labels) < 0.2  # truly relabeled
