@@ -8,6 +8,7 @@ leaves a GPU claimed. Where CUDA_VISIBLE_DEVICES is already set (a SLURM job wit
 or a user's choice), it is left alone.
 """
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -74,3 +75,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def gpu_claimed_for(device: str):
+    """The context a job on `device` runs in: a claimed GPU for "auto" and "cuda" (the job lets
+    the workflow pick), nothing for "cpu" or an explicit "cuda:N"."""
+    return claimed_gpu() if device in ("auto", "cuda") else contextlib.nullcontext()

@@ -9,7 +9,6 @@ factored by Cholesky. Inputs are the pixels / 255, flattened; k(x, x') = exp(-ga
 with the first author's gamma = 0.02.
 """
 
-import contextlib
 import logging
 import os
 import resource
@@ -21,7 +20,7 @@ import torch
 
 from rethink import RethinkError
 from rethink.files import atomic_path
-from rethink.gpus import claimed_gpu, pick_device
+from rethink.gpus import gpu_claimed_for, pick_device
 from rethink.h5io import read_dataset
 from rethink.variants import label_corruption
 
@@ -126,7 +125,7 @@ def write_kernel_result(
     """results/kernels/{dataset}/{variant}.csv: one row."""
     data = read_dataset(variant_path)
     variant = data.attrs.get("variant", "")
-    with claimed_gpu() if device in ("auto", "cuda") else contextlib.nullcontext():
+    with gpu_claimed_for(device):
         result = min_norm_interpolation(
             data.train.images, data.train.labels, data.test.images, data.test.labels, gamma, device
         )

@@ -7,7 +7,6 @@ batched, there is no per-sample Python. A checkpoint every few epochs makes a ki
 exactly where it stopped, with the same history an uninterrupted run has.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rethink.files import atomic_path
-from rethink.gpus import claimed_gpu, pick_device
+from rethink.gpus import gpu_claimed_for, pick_device
 from rethink.h5io import read_dataset
 from rethink.models import MODELS, build_model, count_parameters
 from rethink.preprocess import preprocess
@@ -168,8 +167,7 @@ def evaluate(model, inputs, labels, batch_size: int) -> tuple[float, int]:
 def train_run(variant_path: str, run_dir: str, config: RunConfig) -> dict:
     """Train one run; write history.csv, steps.csv and summary.json to `run_dir`. On a machine
     with several GPUs, the run claims one of its own first (rethink.gpus)."""
-    pinned = config.device in ("auto", "cuda")
-    with claimed_gpu() if pinned else contextlib.nullcontext():
+    with gpu_claimed_for(config.device):
         return _train(variant_path, Path(run_dir), config)
 
 
