@@ -27,7 +27,7 @@ from train_throughput import timed  # this folder: the benchmarks share the time
 
 from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
-from rethink.gpus import pick_device
+from rethink.gpus import setup_device
 from rethink.preprocess import preprocess
 from rethink.train import DeviceData, evaluate, make_model, make_optimizer, train_epoch
 
@@ -82,9 +82,12 @@ def main():
     parser.add_argument("--assume-tflops", type=float, help="also estimate at this FLOP rate")
     parser.add_argument("--steps", type=int, default=0, help="timed steps (0: by device)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--deterministic", action=argparse.BooleanOptionalAction, default=True,
+        help="CUDA: deterministic kernels, as training runs by default (training.deterministic)",
+    )  # fmt: skip
     args = parser.parse_args()
-    device = pick_device(args.device)
-    torch.set_num_threads(args.threads)
+    device = setup_device(args.device, args.threads, args.deterministic)  # as training does
     steps = args.steps or (50 if device.type == "cuda" else 3)
     config = load_study(args.configfile)
     runs = run_table(config)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from rethink.datasets import build_dataset
-from rethink.gpus import pick_device
+from rethink.gpus import setup_device
 from rethink.models import MODELS, build_model
 from rethink.preprocess import per_image_standardization, preprocess
 from rethink.train import DeviceData, RunConfig, make_model, train_epoch
@@ -142,9 +142,12 @@ def main():
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs; the best counts")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--deterministic", action=argparse.BooleanOptionalAction, default=True,
+        help="CUDA: deterministic kernels, as training runs by default (training.deterministic)",
+    )  # fmt: skip
     args = parser.parse_args()
-    device = pick_device(args.device)
-    torch.set_num_threads(args.threads)
+    device = setup_device(args.device, args.threads, args.deterministic)  # as training does
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     machine = where or platform.machine()
     setup = f"{args.threads} threads, DataLoader workers {args.workers}, best of {args.repeats}"

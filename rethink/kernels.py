@@ -20,7 +20,7 @@ import torch
 
 from rethink import RethinkError
 from rethink.files import atomic_path
-from rethink.gpus import gpu_claimed_for, pick_device
+from rethink.gpus import gpu_claimed_for, setup_device
 from rethink.h5io import read_dataset
 from rethink.variants import label_corruption
 
@@ -49,12 +49,24 @@ def kernel_bytes(n: int) -> int:
     return 2 * 8 * n * n
 
 
+def available_memory_bytes(meminfo: str = "/proc/meminfo") -> int:
+    """Memory a new allocation can get without swapping: Linux's MemAvailable, which counts the
+    page cache the kernel drops on demand (MemFree does not: after reading a large dataset it
+    can be a small part of what is usable)."""
+    try:
+        with open(meminfo) as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["MemAvailable"].split()[0]) * 1024  # kB
+    except (OSError, KeyError, ValueError):  # not Linux, or a kernel older than 3.14
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def check_memory(n: int, device: torch.device) -> None:
     """Fail before any work when the system cannot fit in memory, saying what it needs."""
     if device.type == "cuda":
         available = torch.cuda.mem_get_info(device)[0]
     else:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        available = available_memory_bytes()
     needed = kernel_bytes(n)
     if needed > available:
         raise KernelMemoryError(
@@ -76,12 +88,14 @@ def min_norm_interpolation(
     test_labels: np.ndarray,
     gamma: float = 0.02,
     device: str = "auto",
+    threads: int = 1,
 ) -> dict:
-    """Fit one-hot labels exactly with the Gaussian kernel; return train and test error, the
-    RKHS norm of the interpolant, seconds and peak memory."""
-    started = time.perf_counter()
-    dev = pick_device(device)
+    """Fit one-hot labels exactly with the Gaussian kernel on `threads` CPU threads or a GPU;
+    return train and test error, the RKHS norm of the interpolant, seconds (from the data's
+    arrival on the device to the errors, set-up excluded) and peak memory."""
+    dev = setup_device(device, threads)
     check_memory(len(train_images), dev)
+    started = time.perf_counter()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     x_train, x_test = _inputs(train_images, dev), _inputs(test_images, dev)
@@ -120,15 +134,16 @@ def min_norm_interpolation(
 
 
 def write_kernel_result(
-    variant_path: str, output_path: str, gamma: float, device: str = "auto"
+    variant_path: str, output_path: str, gamma: float, device: str = "auto", threads: int = 1
 ) -> pd.DataFrame:
     """results/kernels/{dataset}/{variant}.csv: one row."""
     data = read_dataset(variant_path)
     variant = data.attrs.get("variant", "")
     with gpu_claimed_for(device):
         result = min_norm_interpolation(
-            data.train.images, data.train.labels, data.test.images, data.test.labels, gamma, device
-        )
+            data.train.images, data.train.labels, data.test.images, data.test.labels, gamma,
+            device, threads,
+        )  # fmt: skip
     log.info("%s: %s", variant_path, result)
     row = {"variant": variant, "p": label_corruption(variant), **result}
     table = pd.DataFrame([row])

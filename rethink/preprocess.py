@@ -6,6 +6,7 @@ whitening as TensorFlow's per_image_standardization. Random numbers come from on
 torch.Generator on the images' device, so runs are reproducible and resumable.
 """
 
+import functools
 import math
 
 import torch
@@ -55,7 +56,15 @@ def _uniform(b: int, low: float, high: float, gen: torch.Generator, device) -> t
 
 
 # RGB -> YIQ: a hue shift is a rotation of the (I, Q) chroma plane.
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ = [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]]
+
+
+@functools.cache
+def yiq_matrices(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB -> YIQ and its inverse on `device`, made once per device: copying them there, or
+    inverting on a GPU, in every step would wait for the device."""
+    to_yiq = torch.tensor(_YIQ, dtype=torch.float64)
+    return to_yiq.float().to(device), torch.linalg.inv(to_yiq).float().to(device)
 
 
 def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -67,7 +76,7 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     b, device = len(x), x.device
     x = x + _uniform(b, -63 / 255, 63 / 255, gen, device)
     if x.shape[1] == 3:
-        to_yiq = _YIQ.to(device)
+        to_yiq, from_yiq = yiq_matrices(device)
         yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
         saturation = _uniform(b, 0.5, 1.5, gen, device)
         angle = _uniform(b, -0.1, 0.1, gen, device)[:, 0, 0, 0] * 2 * math.pi
@@ -76,7 +85,7 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         rotated_i = (i * cos - q * sin) * saturation[:, 0]
         rotated_q = (i * sin + q * cos) * saturation[:, 0]
         yiq = torch.stack([yiq[:, 0], rotated_i, rotated_q], dim=1)
-        x = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq)
+        x = torch.einsum("ij,bjhw->bihw", from_yiq, yiq)
     mean = x.mean(dim=(2, 3), keepdim=True)
     return (x - mean) * _uniform(b, 0.2, 1.8, gen, device) + mean
 

@@ -8,4 +8,5 @@ run_job(
     output_path=snakemake.output[0],
     gamma=snakemake.params.gamma,
     device=snakemake.params.device,
+    threads=snakemake.threads,
 )

@@ -4,20 +4,26 @@ import fcntl
 import json
 import os
 import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from rethink.gpus import claimed_gpu, gpu_count
+from rethink.gpus import claimed_gpu, list_gpus
 from tests.conftest import run_snakemake
 
 
+def fake_uuid(i: int) -> str:
+    return f"GPU-{i:08x}-7e57-4a11-9b00-{i:012x}"
+
+
 def fake_nvidia_smi(directory: Path, n: int) -> str:
-    """A PATH on which `nvidia-smi -L` lists n GPUs."""
+    """A PATH on which `nvidia-smi -L` lists n GPUs, as the real one does."""
     directory.mkdir(exist_ok=True)
-    lines = "".join(f'echo "GPU {i}: Simulated GPU (UUID: GPU-{i})"\n' for i in range(n))
+    lines = "".join(f'echo "GPU {i}: Simulated H100 (UUID: {fake_uuid(i)})"\n' for i in range(n))
     smi = directory / "nvidia-smi"
     smi.write_text("#!/bin/sh\n" + lines)
     smi.chmod(0o755)
@@ -25,33 +31,82 @@ def fake_nvidia_smi(directory: Path, n: int) -> str:
 
 
 @pytest.fixture
-def two_gpus(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", fake_nvidia_smi(tmp_path / "bin", 2))
+def gpus(tmp_path, monkeypatch):
+    """A machine with 4 fake GPUs, its own lock directory, and no CUDA_VISIBLE_DEVICES."""
+    monkeypatch.setenv("PATH", fake_nvidia_smi(tmp_path / "bin", 4))
+    monkeypatch.setenv("RETHINK_GPU_LOCK_DIR", str(tmp_path / "locks"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    return tmp_path / "locks"
 
 
-def test_each_claim_gets_a_free_gpu_and_releases_it(two_gpus, tmp_path):
-    assert gpu_count() == 2
-    locks = tmp_path / "locks"
-    with claimed_gpu(locks) as first:
-        assert first == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
-    assert "CUDA_VISIBLE_DEVICES" not in os.environ
-    with (locks / "gpu0.lock").open("a") as other_job:  # GPU 0 busy with another job
-        fcntl.flock(other_job, fcntl.LOCK_EX)
-        with claimed_gpu(locks) as second:
-            assert second == 1 and os.environ["CUDA_VISIBLE_DEVICES"] == "1"
-    with claimed_gpu(locks) as again:  # the other job ended: GPU 0 is free again
-        assert again == 0
+def held(locks: Path, gpu: int):
+    """Another job's claim on a GPU: an exclusive flock on its lock file."""
+    locks.mkdir(exist_ok=True)
+    lock = (locks / f"{fake_uuid(gpu)}.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
 
 
-def test_a_gpu_chosen_already_or_no_gpu_is_left_alone(two_gpus, tmp_path, monkeypatch):
+def test_nvidia_smi_listing_is_read_with_uuids(gpus):
+    assert [(g.index, g.uuid) for g in list_gpus()] == [(i, fake_uuid(i)) for i in range(4)]
+
+
+def test_each_claim_gets_a_free_gpu_and_releases_it(gpus):
+    with claimed_gpu() as first:
+        assert first == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+        assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA numbers as nvidia-smi
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ and "CUDA_DEVICE_ORDER" not in os.environ
+    with held(gpus, 0), held(gpus, 1), claimed_gpu() as third:  # GPUs 0, 1 busy elsewhere
+        assert third == "2" and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
+    with claimed_gpu() as again:  # the other jobs ended: GPU 0 is free again
+        assert again == "0"
+
+
+@pytest.mark.parametrize("listed", ["2,3", f"{fake_uuid(2)},{fake_uuid(3)}", "GPU-00000002,3"])
+def test_a_preset_list_of_gpus_is_claimed_among_and_narrowed(gpus, monkeypatch, listed):
+    """`salloc --gpus=2` or a user's `2,3`: jobs share those GPUs, one each, by number or
+    UUID (or a UUID's unique prefix, which CUDA accepts too)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+    first, second = listed.split(",")
+    with claimed_gpu() as claimed:
+        assert claimed == first and os.environ["CUDA_VISIBLE_DEVICES"] == first
+    with held(gpus, 2), claimed_gpu() as claimed:  # GPU 2 busy: the job takes 3, never 0
+        assert claimed == second and os.environ["CUDA_VISIBLE_DEVICES"] == second
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == listed  # restored after the job
+
+
+def test_a_gpu_chosen_already_or_no_gpu_is_left_alone(gpus, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # e.g. set by SLURM for a gres job
-    with claimed_gpu(tmp_path) as index:
+    with claimed_gpu() as index:
         assert index is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for this job
+    with claimed_gpu() as index:
+        assert index is None and os.environ["CUDA_VISIBLE_DEVICES"] == ""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with claimed_gpu(tmp_path) as index:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi: no GPU
+    with claimed_gpu() as index:
         assert index is None and "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+CLAIM = """
+from rethink.gpus import claimed_gpu
+with claimed_gpu() as gpu:
+    print(gpu)
+"""
+
+
+def test_jobs_of_two_checkouts_never_share_a_gpu(gpus, tmp_path):
+    """The locks are machine-wide: a job started from another directory sees the claim."""
+    other_checkout = tmp_path / "other-checkout"
+    other_checkout.mkdir()
+    job_env = dict(os.environ)  # as Snakemake starts a job: before any claim
+    with claimed_gpu() as mine:
+        theirs = subprocess.run(
+            [sys.executable, "-c", CLAIM], cwd=other_checkout, env=job_env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+    assert mine == "0" and theirs.stdout.strip() == "1", theirs.stderr
 
 
 def _claims(log: Path) -> list[tuple[int, datetime, datetime]]:
@@ -72,7 +127,7 @@ def test_training_jobs_run_one_per_gpu(tmp_path):
         "training": {"max_epochs": 3, "train_subset": 512, "test_subset": 256},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(study))
-    env = {"PATH": fake_nvidia_smi(tmp_path / "bin", 2)}
+    env = {"PATH": fake_nvidia_smi(tmp_path / "bin", 2), "RETHINK_GPU_LOCK_DIR": str(tmp_path)}
     result = run_snakemake(
         tmp_path, "results/tables/runs.csv", "--cores", "4", "--resources", "gpu=2", env=env
     )

@@ -1,8 +1,10 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rethink.models import MODELS, build_model, count_parameters
+from rethink.models.alexnet import LocalResponseNorm, local_response_norm
 
 PAPER_COUNTS = {  # Zhang et al. 2017, Table 1, on 28x28x3 inputs
     "mlp1x512": 1_209_866,
@@ -55,8 +57,34 @@ def test_dropout_only_when_asked(name):
 def test_alexnet_uses_local_response_norm_and_two_pools():
     model = build_model("alexnet", (3, 28, 28), 10)
     kinds = [type(m) for m in model.features]
-    assert kinds.count(nn.LocalResponseNorm) == 2 and kinds.count(nn.MaxPool2d) == 2
+    assert kinds.count(LocalResponseNorm) == 2 and kinds.count(nn.MaxPool2d) == 2
     assert model.features(torch.zeros(1, 3, 28, 28)).shape == (1, 64, 7, 7)
+
+
+def tf_lrn(x: np.ndarray, depth_radius=4, bias=1.0, alpha=0.001 / 9, beta=0.75) -> np.ndarray:
+    """tf.nn.lrn's documented formula on N x C x H x W, written independently with a loop."""
+    out = np.empty_like(x)
+    for c in range(x.shape[1]):
+        window = x[:, max(0, c - depth_radius) : c + depth_radius + 1]
+        out[:, c] = x[:, c] / (bias + alpha * (window**2).sum(axis=1)) ** beta
+    return out
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_local_response_norm_is_tensorflows_and_pytorchs_without_avg_pool3d(memory_format):
+    x = torch.randn(8, 64, 7, 7, generator=torch.Generator().manual_seed(0)) * 5
+    x = x.contiguous(memory_format=memory_format).requires_grad_()
+    ours, pytorchs = local_response_norm(), nn.LocalResponseNorm(9, 0.001, 0.75, 1.0)
+    expected = tf_lrn(x.detach().double().numpy())
+    np.testing.assert_allclose(ours(x).detach().double().numpy(), expected, rtol=1e-5)
+    assert torch.equal(ours(x), pytorchs(x))  # the same forward, bit for bit
+    grad = torch.randn_like(x)
+    ours_grad, pytorchs_grad = (torch.autograd.grad(f(x), x, grad)[0] for f in (ours, pytorchs))
+    torch.testing.assert_close(ours_grad, pytorchs_grad)
+    with torch.profiler.profile() as profile:  # avg_pool3d's CUDA backward is nondeterministic
+        ours(x).backward(grad)
+    ops = {event.key for event in profile.key_averages()}
+    assert "aten::avg_pool2d_backward" in ops and not any("avg_pool3d" in op for op in ops)
 
 
 def test_signal_keeps_its_scale_through_inception_without_batch_norm():

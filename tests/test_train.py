@@ -1,4 +1,6 @@
 import json
+import logging
+import os
 import signal
 import subprocess
 import sys
@@ -28,8 +30,11 @@ def history_without_time(run_dir):
     return pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
 
 
+# These tests assert CPU behaviour (exact histories, summary["device"]): they pin the CPU, so
+# that they also pass on a machine with a GPU, where `device: auto` would pick CUDA.
+CPU = dict(device="cpu")
 # The default study's protocol for mnist5k (config.yaml): the paper's decay per step.
-MNIST5K = dict(lr_decay=0.9958, max_epochs=300)
+MNIST5K = dict(lr_decay=0.9958, max_epochs=300, **CPU)
 
 
 @pytest.mark.slow
@@ -48,7 +53,7 @@ def test_mlp_fits_random_labels_at_chance_test_accuracy(variants, tmp_path):
 
 
 def test_outputs_record_what_the_figures_need(variants, tmp_path):
-    config = RunConfig("mlp1x512", train_subset=500, max_epochs=3, loss_block_steps=2)
+    config = RunConfig("mlp1x512", train_subset=500, max_epochs=3, loss_block_steps=2, **CPU)
     summary = train_run(variants["true"], tmp_path, config)
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
@@ -71,7 +76,7 @@ def test_outputs_record_what_the_figures_need(variants, tmp_path):
 
 
 def test_a_run_that_never_fits_says_so(variants, tmp_path):
-    summary = train_run(variants["random"], tmp_path, RunConfig("mlp1x512", max_epochs=1))
+    summary = train_run(variants["random"], tmp_path, RunConfig("mlp1x512", max_epochs=1, **CPU))
     assert summary["fitted"] is False and summary["steps_to_fit"] is None
     assert summary["train_acc"] < 1
 
@@ -81,7 +86,9 @@ def test_a_run_that_never_fits_says_so(variants, tmp_path):
     [("mlp1x512", "none"), ("mlp1x512", "augment+dropout"), ("alexnet", "crop+wd")],
 )
 def test_same_seed_same_history_on_cpu(variants, tmp_path, model, regularizer):
-    config = dict(train_subset=300, max_epochs=2, regularizer=regularizer, eval_batch_size=500)
+    config = dict(
+        train_subset=300, max_epochs=2, regularizer=regularizer, eval_batch_size=500, **CPU
+    )
     for run in ("a", "b"):
         train_run(variants["random"], tmp_path / run, RunConfig(model, **config))
     a, b = (pd.read_csv(tmp_path / run / "history.csv") for run in "ab")
@@ -115,7 +122,7 @@ RESUMABLE = """
 import logging, sys
 from rethink.train import RunConfig, train_run
 logging.basicConfig(level=logging.INFO)
-config = RunConfig("mlp1x512", train_subset=1000, max_epochs=40, checkpoint_every=2)
+config = RunConfig("mlp1x512", train_subset=1000, max_epochs=40, checkpoint_every=2, device="cpu")
 train_run(sys.argv[1], sys.argv[2], config)
 """
 
@@ -138,6 +145,214 @@ def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_history(variants
 
     resumed = subprocess.run([*command, str(killed)], check=True, capture_output=True, text=True)
     assert "resuming after epoch" in resumed.stderr
-    pd.testing.assert_frame_equal(history_without_time(killed), history_without_time(whole))
+    history = history_without_time(killed)
+    pd.testing.assert_frame_equal(history, history_without_time(whole))
     assert (killed / "steps.csv").read_text() == (whole / "steps.csv").read_text()
     assert not checkpoint.exists()  # removed once the run completed
+    # Anchors independent of both runs, so that a bug they share cannot pass: 40 epochs of 8
+    # steps (1,000 images, batch 128) at 0.01 x 0.95^(epoch - 1), learning all along.
+    assert history.epoch.tolist() == list(range(1, 41))
+    assert history.step.tolist() == [8 * e for e in range(1, 41)]
+    assert history.lr.tolist() == pytest.approx([0.01 * 0.95**e for e in range(40)])
+    assert history.train_acc.iloc[0] < 0.3 and history.train_acc.iloc[-1] > 0.6
+
+
+def test_a_run_stops_at_the_first_epoch_at_which_it_fits(variants, tmp_path):
+    """steps_to_fit is the step count when the training set is first classified correctly
+    (Fig. 1b): the epoch before has training accuracy below 1, and no epoch follows."""
+    config = RunConfig("mlp1x512", train_subset=256, lr=0.05, lr_decay=1.0, max_epochs=50, **CPU)
+    summary = train_run(variants["true"], tmp_path, config)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert summary["fitted"] and history.train_acc.iloc[-1] == 1.0
+    assert (history.train_acc.iloc[:-1] < 1.0).all() and len(history) >= 3
+    assert summary["epochs"] == len(history) == history.epoch.iloc[-1]
+    assert summary["steps_to_fit"] == summary["steps"] == 2 * len(history)  # 256 / 128 a epoch
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(monkeypatch, epochs: int):
+    """Make the next run stop with Interrupted once `epochs` epochs have trained, as a job
+    killed there would (its last checkpoint stays)."""
+    import rethink.train
+
+    real, calls = rethink.train.train_epoch, []
+
+    def train_epoch(*args):
+        if len(calls) == epochs:
+            raise Interrupted
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(rethink.train, "train_epoch", train_epoch)
+
+
+# Dropout and a random crop: every random stream a checkpoint carries is in use.
+RESUMED = dict(
+    model="mlp1x512", regularizer="crop+dropout", train_subset=512, max_epochs=8,
+    checkpoint_every=2, **CPU,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(variants, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    train_run(variants["random"], run_dir, RunConfig(**RESUMED))
+    return history_without_time(run_dir)
+
+
+def interrupted_run(variants, run_dir, monkeypatch):
+    """A run stopped after epoch 5; its checkpoint is from epoch 4."""
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 5)
+        with pytest.raises(Interrupted):
+            train_run(variants["random"], run_dir, RunConfig(**RESUMED))
+    return run_dir / "checkpoint.pt"
+
+
+@pytest.fixture
+def caplog(caplog):
+    """Log records of INFO and above (the root logger drops INFO by default)."""
+    caplog.set_level(logging.INFO)
+    return caplog
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_history(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog
+):
+    interrupted_run(variants, tmp_path, monkeypatch)
+    summary = train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
+    assert "resuming after epoch 4" in caplog.text
+    pd.testing.assert_frame_equal(history_without_time(tmp_path), uninterrupted)
+    assert summary["epochs"] == 8 and uninterrupted.epoch.tolist() == list(range(1, 9))
+
+
+def warnings_in(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu_with_one_warning(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog
+):
+    """A job killed on a GPU and retried on a CPU-only node (or the other way round): a CUDA
+    generator's state (16 bytes) cannot be loaded into a CPU generator (5,056 bytes). The run
+    resumes with the weights and optimizer of epoch 4 and new random streams."""
+    checkpoint = interrupted_run(variants, tmp_path, monkeypatch)
+    payload = torch.load(checkpoint, weights_only=True)
+    assert payload["rng"]["device_type"] == "cpu"
+    cuda_state = torch.zeros(16, dtype=torch.uint8)  # Philox: seed and offset, as CUDA writes
+    payload["rng"] = {
+        "device_type": "cuda",
+        "generator": cuda_state,
+        "default_generator": cuda_state,
+    }
+    torch.save(payload, checkpoint)
+
+    caplog.clear()
+    summary = train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
+    (warning,) = warnings_in(caplog)
+    assert "written on cuda, resuming on cpu" in warning and "\n" not in warning
+    assert "resuming after epoch 4" in caplog.text
+    history = history_without_time(tmp_path)
+    assert summary["epochs"] == 8 and history.epoch.tolist() == list(range(1, 9))
+    pd.testing.assert_frame_equal(history.iloc[:4], uninterrupted.iloc[:4])
+    assert not history.iloc[4:].equals(uninterrupted.iloc[4:])  # other random streams
+    assert not checkpoint.exists()
+
+
+class CodeOnLoad:
+    """A pickle that runs a command when loaded: what a crafted checkpoint could hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def unusable_checkpoints(tmp_path) -> dict:
+    """How a checkpoint can fail to load: each must leave a clean start, never a failure."""
+    return {
+        # The format before device-aware random states: a CUDA generator's 16 bytes, which
+        # the CPU generator's set_state refuses.
+        "old format from a GPU": lambda p: p.update(
+            rng=None, generator=torch.zeros(16, dtype=torch.uint8), cpu_rng=p.pop("rng")
+        ),
+        # Weights of another shape under the same config hash: a partial load must not stay.
+        "weights of another shape": lambda p: p["model"].update(
+            {k: torch.zeros(3) for k in list(p["model"])[-2:]}
+        ),
+        "code in the pickle": lambda p: p.update(state=CodeOnLoad(tmp_path / "pwned")),
+    }
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["old format from a GPU", "weights of another shape", "code in the pickle", "truncated"],
+)
+def test_an_unusable_checkpoint_gives_one_warning_and_a_clean_start(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog, fault
+):
+    run_dir = tmp_path / "run"
+    checkpoint = interrupted_run(variants, run_dir, monkeypatch)
+    if fault == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    else:
+        payload = torch.load(checkpoint, weights_only=True)
+        unusable_checkpoints(tmp_path)[fault](payload)
+        torch.save(payload, checkpoint)
+
+    caplog.clear()
+    train_run(variants["random"], run_dir, RunConfig(**RESUMED))
+    (warning,) = warnings_in(caplog)
+    assert "cannot resume from it" in warning and "starting from scratch" in warning
+    assert "\n" not in warning
+    pd.testing.assert_frame_equal(history_without_time(run_dir), uninterrupted)
+    assert not (tmp_path / "pwned").exists()  # the pickled command never ran
+
+
+def test_a_cpu_run_never_initializes_cuda(variants, tmp_path, monkeypatch):
+    """On a machine with GPUs, a CPU run must not start CUDA (a context costs GPU memory and
+    seconds, and fails where the GPUs are busy or hidden): not to train, not to checkpoint, not to
+    resume. Here CUDA is made to look present, and starting it fails the test."""
+
+    def no_cuda(*args, **kwargs):
+        raise AssertionError("a CPU run initialized CUDA")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "_lazy_init", no_cuda)
+    monkeypatch.setattr(torch.cuda, "init", no_cuda)
+    config = RunConfig(
+        "mlp1x512", regularizer="dropout", train_subset=256, max_epochs=3, checkpoint_every=1,
+        keep_checkpoint=True, **CPU,
+    )  # fmt: skip
+    train_run(variants["random"], tmp_path, config)  # saves a checkpoint every epoch
+    summary = train_run(variants["random"], tmp_path, config)  # resumes from the last one
+    assert summary["device"] == "cpu" and summary["epochs"] == 3
+
+
+def test_convolutional_models_get_their_inputs_in_channels_last(variants, tmp_path, monkeypatch):
+    """The stored network inputs are channels_last, so that no step converts its batch."""
+    import rethink.train
+
+    formats = []
+    real_make_model = rethink.train.make_model
+
+    def make_model(*args):
+        model = real_make_model(*args)
+        model.register_forward_pre_hook(
+            lambda _, inputs: formats.append(
+                inputs[0].is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+        return model
+
+    monkeypatch.setattr(rethink.train, "make_model", make_model)
+    train_run(
+        variants["true"],
+        tmp_path,
+        RunConfig("alexnet", train_subset=256, test_subset=256, max_epochs=1, **CPU),
+    )
+    assert len(formats) >= 4 and all(formats)  # 2 training steps, evaluation of train and test

@@ -4,13 +4,33 @@ Two [conv 5x5 (64) -> max-pool 3x3 stride 2 -> local response norm] blocks, then
 connected layers of 384 and 192 units and a linear classifier: 1,387,786 parameters on 28x28x3.
 """
 
+import torch.nn.functional as F
 from torch import nn
 
 
-def local_response_norm() -> nn.LocalResponseNorm:
+class LocalResponseNorm(nn.Module):
+    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta: nn.LocalResponseNorm
+    (the same forward, bit for bit on the CPU), with the window sum as a 2-D average pool over a
+    (channels, pixels) view. PyTorch's own pools in 3-D, and avg_pool3d's CUDA backward has no
+    deterministic kernel, so it would make every AlexNet run on a GPU irreproducible."""
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        squares = F.pad(
+            x.square().reshape(n, 1, c, h * w), (0, 0, self.size // 2, (self.size - 1) // 2)
+        )
+        mean = F.avg_pool2d(squares, (self.size, 1), stride=1).reshape(n, c, h, w)
+        return x / mean.mul(self.alpha).add(self.k).pow(self.beta)
+
+
+def local_response_norm() -> LocalResponseNorm:
     # TensorFlow's tf.nn.lrn(depth_radius=4, bias=1, alpha=0.001 / 9, beta=0.75) as in the tutorial.
     # PyTorch divides alpha by the window size (2 * 4 + 1 = 9), TensorFlow does not: alpha = 0.001.
-    return nn.LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0)
+    return LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0)
 
 
 class SmallAlexNet(nn.Module):
