@@ -1,3 +1,4 @@
+import logging
 import os
 import shutil
 import subprocess
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from rethink.datasets import build_dataset
-from rethink.h5io import ImageDataset, Split
+from rethink.h5io import ImageDataset, Split, write_dataset
+from rethink.variants import make_variant
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,6 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 def mnist5k() -> ImageDataset:
     """The embedded real MNIST subset, split as in the default study."""
     return build_dataset("mnist5k", [], {"seed": 0, "test_per_class": 100})
+
+
+@pytest.fixture(scope="session")
+def variants(mnist5k, tmp_path_factory):
+    """The true and random-label variants of mnist5k, as files."""
+    root = tmp_path_factory.mktemp("variants")
+    paths = {}
+    for name in ("true", "random"):
+        paths[name] = root / f"{name}.h5"
+        write_dataset(paths[name], make_variant(mnist5k, name, seed=0))
+    return paths
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +48,13 @@ def color_dataset() -> ImageDataset:
         return Split((base + tint).astype(np.uint8), labels)
 
     return ImageDataset(split(3000), split(1500), [f"c{i}" for i in range(10)], {"seed": 0})
+
+
+@pytest.fixture
+def caplog(caplog):
+    """Log records of INFO and above (the root logger drops INFO by default)."""
+    caplog.set_level(logging.INFO)
+    return caplog
 
 
 def run_snakemake(

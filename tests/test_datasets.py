@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from rethink.datasets import DATASETS, build_dataset
 from rethink.download import DownloadError, download
@@ -32,6 +33,14 @@ def test_mnist5k_is_a_stratified_deterministic_split(mnist5k):
     rows = [im.tobytes() for im in np.concatenate([mnist5k.train.images, mnist5k.test.images])]
     assert len(rows) == 5000
     assert mnist5k.attrs["seed"] == 0 and len(mnist5k.attrs["sha256"]) == 64
+
+
+def test_mnist5k_files_are_shuffled_so_a_prefix_is_a_random_subset(mnist5k):
+    """The CNN runs of the default study train on the first 256 training images and test on
+    the first 256 test images: each prefix must hold the ten digits in proportion."""
+    for labels in (mnist5k.train.labels, mnist5k.test.labels):
+        counts = np.bincount(labels[:256], minlength=10)
+        assert stats.chisquare(counts).pvalue > 1e-3, counts
 
 
 # --- a small archive in the real CIFAR-10 format, and a local server that serves it --------

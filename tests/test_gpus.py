@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -96,17 +97,31 @@ with claimed_gpu() as gpu:
 """
 
 
-def test_jobs_of_two_checkouts_never_share_a_gpu(gpus, tmp_path):
-    """The locks are machine-wide: a job started from another directory sees the claim."""
-    other_checkout = tmp_path / "other-checkout"
-    other_checkout.mkdir()
+def test_jobs_of_two_checkouts_never_share_a_gpu(tmp_path, monkeypatch):
+    """The locks are machine-wide (in the temporary directory, not the checkout): a job started
+    from another checkout sees the claim."""
+    machine_tmp = tmp_path / "tmp"
+    machine_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(machine_tmp))  # this machine's temporary dir
+    monkeypatch.setenv("TMPDIR", str(machine_tmp))
+    monkeypatch.setenv("PATH", fake_nvidia_smi(tmp_path / "bin", 2))
+    for name in ("RETHINK_GPU_LOCK_DIR", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    checkouts = tmp_path / "checkout-a", tmp_path / "checkout-b"
+    for checkout in checkouts:
+        checkout.mkdir()
+    monkeypatch.chdir(checkouts[0])
     job_env = dict(os.environ)  # as Snakemake starts a job: before any claim
     with claimed_gpu() as mine:
         theirs = subprocess.run(
-            [sys.executable, "-c", CLAIM], cwd=other_checkout, env=job_env, capture_output=True,
+            [sys.executable, "-c", CLAIM], cwd=checkouts[1], env=job_env, capture_output=True,
             text=True,
         )  # fmt: skip
     assert mine == "0" and theirs.stdout.strip() == "1", theirs.stderr
+    assert {p.name for p in (machine_tmp / "rethink-gpu-locks").iterdir()} == {
+        f"{fake_uuid(0)}.lock",
+        f"{fake_uuid(1)}.lock",
+    }
 
 
 def _claims(log: Path) -> list[tuple[int, datetime, datetime]]:

@@ -1,15 +1,19 @@
 """Minimum-norm Gaussian-kernel interpolation (Section 5): any labels fitted exactly; on real
 digits it generalizes with true labels and not with random ones."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import rethink.kernels
 from rethink.h5io import write_dataset
 from rethink.kernel_report import write_kernel_report
 from rethink.kernels import (
     KernelMemoryError,
+    available_memory_bytes,
     check_memory,
     gaussian_kernel,
     kernel_bytes,
@@ -30,7 +34,9 @@ def test_random_labels_on_random_images_are_interpolated_exactly():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (600, 8, 8, 1), dtype=np.uint8)
     labels = rng.integers(0, 10, 600)
-    result = min_norm_interpolation(images[:500], labels[:500], images[500:], labels[500:])
+    result = min_norm_interpolation(
+        images[:500], labels[:500], images[500:], labels[500:], device="cpu"
+    )
     assert result["train_error"] == 0 and result["max_fit_residual"] < 1e-8
     assert result["test_error"] > 0.7  # nothing to learn
     assert result["rkhs_norm"] > 0 and result["device"] == "cpu"
@@ -79,3 +85,38 @@ def test_a_system_too_large_for_memory_fails_before_any_work():
         check_memory(2_000_000, torch.device("cpu"))
     assert kernel_bytes(60_000) == 57_600_000_000  # MNIST: more than this machine's 24 GB
     check_memory(4000, torch.device("cpu"))  # mnist5k: 256 MB
+
+
+def test_the_memory_check_reads_available_memory_not_free_memory(tmp_path):
+    """After a large file is read, most of the memory is page cache: not free, yet available."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(
+        "MemTotal:       24000000 kB\nMemFree:          300000 kB\n"
+        "MemAvailable:   20000000 kB\nCached:         19000000 kB\n"
+    )
+    assert available_memory_bytes(str(meminfo)) == 20_000_000 * 1024
+    assert available_memory_bytes() > 0  # this machine's
+
+
+def test_the_fit_uses_the_jobs_threads_and_times_the_work_only(monkeypatch):
+    """The job's `threads` set torch's thread count, and the time reported starts once the
+    device is set up (on a GPU that takes seconds that are no part of the fit)."""
+    real_setup = rethink.kernels.setup_device
+
+    def slow_setup(*args):
+        time.sleep(2)
+        return real_setup(*args)
+
+    monkeypatch.setattr(rethink.kernels, "setup_device", slow_setup)
+    before = torch.get_num_threads()
+    try:
+        rng = np.random.default_rng(2)
+        images, labels = (
+            rng.integers(0, 256, (300, 4, 4, 1), dtype=np.uint8),
+            rng.integers(0, 2, 300),
+        )
+        result = min_norm_interpolation(images, labels, images, labels, device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert result["seconds"] < 2

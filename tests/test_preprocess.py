@@ -3,12 +3,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from rethink.preprocess import (
     center_crop,
     per_image_standardization,
     preprocess,
     random_crop,
+    yiq_matrices,
 )
 
 
@@ -83,3 +85,45 @@ def test_float_gaussian_images_go_through_the_same_path():
     images = torch.randn(8, 1, 28, 28) * 78 + 33  # the gaussian variant's float32 pixels
     out = preprocess(images, 28)
     torch.testing.assert_close(out.std(dim=(1, 2, 3), correction=0), torch.ones(8))
+
+
+def test_augment_flips_half_the_images_and_crops_at_every_offset():
+    """README: `augment` is a random crop, a horizontal flip and colour jitter. On one-channel
+    images the jitter is brightness and contrast, which the whitening undoes exactly, so every
+    output is the whitened crop of the image, or of its mirror image, at one of the 25 offsets
+    of a 28x28 window in 32x32: which one is read off."""
+    image = torch.randint(0, 256, (1, 1, 32, 32), generator=torch.Generator().manual_seed(0))
+    n = 1000
+    out = preprocess(
+        image.repeat(n, 1, 1, 1), 28, augment=True, gen=torch.Generator().manual_seed(1)
+    )
+    candidates = {
+        (flipped, top, left): per_image_standardization(
+            (image.flip(3) if flipped else image)[..., top : top + 28, left : left + 28] / 255
+        )[0]
+        for flipped in (False, True)
+        for top in range(5)
+        for left in range(5)
+    }
+    distance = (out[:, None] - torch.stack(list(candidates.values()))[None]).abs().amax((2, 3, 4))
+    assert distance.min(dim=1).values.max() < 1e-4  # each output is one of the candidates
+    found = [list(candidates)[i] for i in distance.argmin(dim=1).tolist()]
+    flipped = sum(f for f, _, _ in found)
+    low, high = stats.binom.interval(0.999, n, 0.5)
+    assert low <= flipped <= high
+    assert {(top, left) for _, top, left in found} == {(t, c) for t in range(5) for c in range(5)}
+
+
+def test_the_colour_space_matrices_are_made_once_per_device(monkeypatch):
+    """Under `augment`, a step must not wait for the device: the RGB -> YIQ matrix and its
+    inverse are computed and copied once, not in every step."""
+    yiq_matrices.cache_clear()
+    inversions = []
+    real_inv = torch.linalg.inv
+    monkeypatch.setattr(torch.linalg, "inv", lambda m: inversions.append(1) or real_inv(m))
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    for seed in range(3):
+        preprocess(images, 28, augment=True, gen=torch.Generator().manual_seed(seed))
+    assert len(inversions) == 1
+    to_yiq, from_yiq = yiq_matrices(torch.device("cpu"))
+    torch.testing.assert_close(from_yiq @ to_yiq, torch.eye(3), atol=1e-6, rtol=0)

@@ -46,7 +46,7 @@ def test_the_bound_is_twice_the_training_accuracy_minus_one():
 def test_an_mlp_fits_random_signs_so_the_bound_is_one(mnist5k, tmp_path):
     variant = tmp_path / "rademacher1.h5"
     write_dataset(variant, make_variant(mnist5k, "rademacher1", seed=0))
-    config = RunConfig("mlp1x512", train_subset=1000, lr_decay=0.9958, max_epochs=300)
+    config = RunConfig("mlp1x512", train_subset=1000, lr_decay=0.9958, max_epochs=300, device="cpu")
     summary = train_run(variant, tmp_path / "run", config)
     assert summary["fitted"] and summary["params"] == 784 * 512 + 512 + 512 * 2 + 2
     assert abs(summary["test_acc"] - 0.5) < 0.07  # nothing to generalize

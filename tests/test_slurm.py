@@ -13,10 +13,14 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from rethink.datasets import build_dataset
+from rethink.h5io import read_dataset
+from rethink.variants import make_variant
 from tests.conftest import REPO, run_snakemake
 from tests.slurm_cluster import local_slurm_cluster, missing_programs
 
@@ -39,6 +43,7 @@ STUDY = {
         {"models": ["mlp3x512"], "variants": ["random"]},
     ],
     "training": {
+        "device": "cpu",  # the two sides are compared number for number: both on the CPU
         "max_epochs": 60,
         # mlp3x512 never fits at this rate: it trains all its epochs, ~100 s on one core,
         # checkpointing every 5, and so outlasts its first 1-minute time limit.
@@ -136,6 +141,36 @@ def test_slurm_runs_the_study_through_sbatch_with_the_local_results(runs):
         pd.read_csv(slurm / "results/tables/runs.csv").drop(columns=differing),
         pd.read_csv(local / "results/tables/runs.csv").drop(columns=differing),
     )
+    check_against_independent_anchors(slurm)
+
+
+def check_against_independent_anchors(root: Path) -> None:
+    """Facts computed here, outside both workflows, so that a bug the two runs share fails:
+    the variants' labels as the package draws them in this process, the protocol's
+    arithmetic, and what the paper says the runs must show."""
+    dataset = build_dataset("mnist5k", [], {"seed": 0, "test_per_class": 100})
+    for name in ("true", "random"):
+        stored = read_dataset(root / f"results/variants/mnist5k/{name}.h5")
+        drawn = make_variant(dataset, name, seed=0)
+        np.testing.assert_array_equal(stored.train.labels, drawn.train.labels)
+        np.testing.assert_array_equal(stored.train.images, dataset.train.images)
+    runs = pd.read_csv(root / "results/tables/runs.csv")
+    assert sorted(zip(runs.variant, runs.model, strict=True)) == [
+        ("random", "mlp1x512"), ("random", "mlp3x512"), ("true", "mlp1x512")
+    ]  # fmt: skip
+    for run in runs.itertuples():
+        history = pd.read_csv(
+            root / "results/runs/mnist5k" / run.variant / run.model / "none/seed0/history.csv"
+        )
+        epochs = np.arange(1, len(history) + 1)
+        lr = 0.0005 if run.model == "mlp3x512" else 0.01
+        np.testing.assert_allclose(history.lr, lr * 0.95 ** (epochs - 1))  # the schema's decay
+        assert history.step.tolist() == (32 * epochs).tolist()  # 4,000 images, batch 128
+    by_variant = runs[runs.model == "mlp1x512"].set_index("variant")
+    # True labels are learned and generalize; random ones are memorized (60 epochs at this
+    # decay reach 81%, where chance is 10%) and do not.
+    assert by_variant.train_acc["true"] > 0.95 and by_variant.test_acc["true"] > 0.85
+    assert by_variant.train_acc["random"] > 0.5 and by_variant.test_acc["random"] < 0.2
 
 
 def test_a_run_killed_at_its_time_limit_resumes_from_its_checkpoint(runs):

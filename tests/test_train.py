@@ -1,5 +1,4 @@
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -12,18 +11,6 @@ import torch
 
 from rethink.h5io import write_dataset
 from rethink.train import HISTORY_COLUMNS, RunConfig, make_model, make_optimizer, train_run
-from rethink.variants import make_variant
-
-
-@pytest.fixture(scope="module")
-def variants(mnist5k, tmp_path_factory):
-    """The true and random-label variants of mnist5k, as files."""
-    root = tmp_path_factory.mktemp("variants")
-    paths = {}
-    for name in ("true", "random"):
-        paths[name] = root / f"{name}.h5"
-        write_dataset(paths[name], make_variant(mnist5k, name, seed=0))
-    return paths
 
 
 def history_without_time(run_dir):
@@ -212,13 +199,6 @@ def interrupted_run(variants, run_dir, monkeypatch):
     return run_dir / "checkpoint.pt"
 
 
-@pytest.fixture
-def caplog(caplog):
-    """Log records of INFO and above (the root logger drops INFO by default)."""
-    caplog.set_level(logging.INFO)
-    return caplog
-
-
 def test_an_interrupted_run_resumes_to_the_uninterrupted_history(
     variants, uninterrupted, tmp_path, monkeypatch, caplog
 ):
@@ -321,9 +301,11 @@ def test_a_cpu_run_never_initializes_cuda(variants, tmp_path, monkeypatch):
     def no_cuda(*args, **kwargs):
         raise AssertionError("a CPU run initialized CUDA")
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "_lazy_init", no_cuda)
-    monkeypatch.setattr(torch.cuda, "init", no_cuda)
+    for module in (torch.cuda, torch.cuda.random):  # two GPUs, as far as torch can tell
+        monkeypatch.setattr(module, "is_available", lambda: True, raising=False)
+        monkeypatch.setattr(module, "device_count", lambda: 2, raising=False)
+        monkeypatch.setattr(module, "_lazy_init", no_cuda, raising=False)
+    monkeypatch.setattr(torch._C, "_cuda_init", no_cuda)  # every way of starting CUDA ends here
     config = RunConfig(
         "mlp1x512", regularizer="dropout", train_subset=256, max_epochs=3, checkpoint_every=1,
         keep_checkpoint=True, **CPU,
@@ -333,9 +315,14 @@ def test_a_cpu_run_never_initializes_cuda(variants, tmp_path, monkeypatch):
     assert summary["device"] == "cpu" and summary["epochs"] == 3
 
 
-def test_convolutional_models_get_their_inputs_in_channels_last(variants, tmp_path, monkeypatch):
-    """The stored network inputs are channels_last, so that no step converts its batch."""
+def test_convolutional_models_get_their_inputs_in_channels_last(
+    color_dataset, tmp_path, monkeypatch
+):
+    """The stored network inputs are channels_last, so that no step converts its batch (RGB
+    images: with one channel both memory formats are the same)."""
     import rethink.train
+
+    write_dataset(tmp_path / "rgb.h5", color_dataset)
 
     formats = []
     real_make_model = rethink.train.make_model
@@ -350,9 +337,8 @@ def test_convolutional_models_get_their_inputs_in_channels_last(variants, tmp_pa
         return model
 
     monkeypatch.setattr(rethink.train, "make_model", make_model)
-    train_run(
-        variants["true"],
-        tmp_path,
-        RunConfig("alexnet", train_subset=256, test_subset=256, max_epochs=1, **CPU),
+    config = RunConfig(
+        "alexnet", crop_size=16, train_subset=256, test_subset=256, max_epochs=1, **CPU
     )
+    train_run(tmp_path / "rgb.h5", tmp_path / "run", config)
     assert len(formats) >= 4 and all(formats)  # 2 training steps, evaluation of train and test

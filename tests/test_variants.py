@@ -51,6 +51,18 @@ def test_changed_fraction_is_binomial_around_0_9p(mnist5k, p, seed):
     assert variant.attrs["p"] == p
 
 
+@pytest.mark.parametrize("p", [0.2, 0.4, 0.6, 0.8])
+def test_corrupted_examples_are_picked_independently_of_their_position(mnist5k, p):
+    """The CNN runs train on a variant's first 256 examples: their corrupted share must be
+    that of the whole set, 0.9p, and so must every block of consecutive examples."""
+    variant = make_variant(mnist5k, f"corrupt{p}", seed=0)
+    changed = variant.train.labels != mnist5k.train.labels
+    low, high = stats.binom.interval(0.999, 256, 0.9 * p)
+    assert low <= changed[:256].sum() <= high
+    per_block = changed.reshape(10, 400).sum(axis=1)  # 10 blocks of 400 consecutive examples
+    assert stats.chi2_contingency(np.stack([per_block, 400 - per_block])).pvalue > 1e-3
+
+
 def test_random_labels_are_uniform_and_independent_of_images(mnist5k):
     variant = make_variant(mnist5k, "random", seed=0)
     new = variant.train.labels
