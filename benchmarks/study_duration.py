@@ -29,7 +29,14 @@ from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
 from rethink.gpus import setup_device
 from rethink.preprocess import preprocess
-from rethink.train import DeviceData, evaluate, make_model, make_optimizer, train_epoch
+from rethink.train import (
+    DeviceData,
+    evaluate,
+    make_model,
+    make_optimizer,
+    memory_format,
+    train_epoch,
+)
 
 
 def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:
@@ -42,8 +49,9 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     raw = raw.permute(0, 3, 1, 2).contiguous().to(device)
     inputs = preprocess(raw, run.crop_size)
     labels = torch.randint(0, 10, (n,), generator=gen).to(device)
-    data = DeviceData(raw, labels, inputs, inputs, labels, 10)
     net = make_model(run, inputs.shape[1:], 10, device)
+    data = DeviceData(raw, labels, inputs, inputs, labels, 10).in_memory_format(memory_format(net))
+    inputs = data.train_inputs  # as training stores them
     optimizer = make_optimizer(run, net)
     device_gen = torch.Generator(device=device).manual_seed(0)
 
