@@ -67,27 +67,50 @@ def yiq_matrices(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return to_yiq.float().to(device), torch.linalg.inv(to_yiq).float().to(device)
 
 
-def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Per-image brightness, saturation, hue and contrast perturbations on [0, 1] images.
+# Ranges of the per-image colour jitter: TensorFlow's CIFAR-10 tutorial for brightness (a shift
+# of +-63/255) and contrast (x0.2-1.8), common practice for saturation (x0.5-1.5) and hue
+# (+-0.1 of the colour circle). Drawn uniformly, in this order.
+JITTER_RANGES = {
+    "brightness": (-63 / 255, 63 / 255),
+    "saturation": (0.5, 1.5),
+    "hue": (-0.1, 0.1),  # turns
+    "contrast": (0.2, 1.8),
+}
 
-    Ranges after TensorFlow's CIFAR-10 tutorial (brightness +-63/255, contrast x0.2-1.8) and
-    common practice for saturation (x0.5-1.5) and hue (+-0.1 of the colour circle).
-    """
-    b, device = len(x), x.device
-    x = x + _uniform(b, -63 / 255, 63 / 255, gen, device)
-    if x.shape[1] == 3:
-        to_yiq, from_yiq = yiq_matrices(device)
-        yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
-        saturation = _uniform(b, 0.5, 1.5, gen, device)
-        angle = _uniform(b, -0.1, 0.1, gen, device)[:, 0, 0, 0] * 2 * math.pi
-        cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-        i, q = yiq[:, 1], yiq[:, 2]
-        rotated_i = (i * cos - q * sin) * saturation[:, 0]
-        rotated_q = (i * sin + q * cos) * saturation[:, 0]
-        yiq = torch.stack([yiq[:, 0], rotated_i, rotated_q], dim=1)
-        x = torch.einsum("ij,bjhw->bihw", from_yiq, yiq)
+
+def draw_jitter(b: int, gen: torch.Generator, device) -> dict[str, torch.Tensor]:
+    """Each image's jitter parameters, B x 1 x 1 x 1 each, uniform over JITTER_RANGES."""
+    return {
+        name: _uniform(b, low, high, gen, device) for name, (low, high) in JITTER_RANGES.items()
+    }
+
+
+def turn_hue(x: torch.Tensor, hue: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor:
+    """RGB images with their chroma, the (I, Q) plane of YIQ, turned by `hue` turns and scaled
+    by `saturation`; luma Y unchanged."""
+    to_yiq, from_yiq = yiq_matrices(x.device)
+    y, i, q = torch.einsum("ij,bjhw->ibhw", to_yiq, x)
+    angle = hue[:, 0] * 2 * math.pi
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    turned_i = (i * cos - q * sin) * saturation[:, 0]
+    turned_q = (i * sin + q * cos) * saturation[:, 0]
+    return torch.einsum("ij,jbhw->bihw", from_yiq, torch.stack([y, turned_i, turned_q]))
+
+
+def scale_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Each channel's deviations from its mean over the image, times `factor`."""
     mean = x.mean(dim=(2, 3), keepdim=True)
-    return (x - mean) * _uniform(b, 0.2, 1.8, gen, device) + mean
+    return (x - mean) * factor + mean
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per-image brightness, saturation, hue and contrast perturbations on [0, 1] images (hue and
+    saturation on RGB images only)."""
+    jitter = draw_jitter(len(x), gen, x.device)
+    x = x + jitter["brightness"]
+    if x.shape[1] == 3:
+        x = turn_hue(x, jitter["hue"], jitter["saturation"])
+    return scale_contrast(x, jitter["contrast"])
 
 
 def preprocess(

@@ -6,10 +6,15 @@ import torch
 from scipy import stats
 
 from rethink.preprocess import (
+    JITTER_RANGES,
     center_crop,
+    color_jitter,
+    draw_jitter,
     per_image_standardization,
     preprocess,
     random_crop,
+    scale_contrast,
+    turn_hue,
     yiq_matrices,
 )
 
@@ -127,3 +132,60 @@ def test_the_colour_space_matrices_are_made_once_per_device(monkeypatch):
     assert len(inversions) == 1
     to_yiq, from_yiq = yiq_matrices(torch.device("cpu"))
     torch.testing.assert_close(from_yiq @ to_yiq, torch.eye(3), atol=1e-6, rtol=0)
+
+
+def test_jitter_parameters_are_uniform_over_the_ranges_readme_gives():
+    n = 20_000
+    jitter = draw_jitter(n, torch.Generator().manual_seed(0), "cpu")
+    assert list(jitter) == ["brightness", "saturation", "hue", "contrast"]
+    readme = {"brightness": (-63 / 255, 63 / 255), "saturation": (0.5, 1.5), "hue": (-0.1, 0.1),
+              "contrast": (0.2, 1.8)}  # fmt: skip
+    assert JITTER_RANGES == readme
+    for name, (low, high) in readme.items():
+        values = jitter[name].flatten().double().numpy()
+        assert jitter[name].shape == (n, 1, 1, 1)
+        assert low <= values.min() < low + 1e-3 * (high - low)  # the whole range, no more
+        assert high - 1e-3 * (high - low) < values.max() <= high
+        assert stats.kstest(values, stats.uniform(low, high - low).cdf).pvalue > 1e-3
+
+
+# RGB -> YIQ (NTSC), written here independently of the package's matrix.
+NTSC_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def test_hue_turns_the_chroma_and_saturation_scales_it_keeping_luma():
+    x = torch.rand(6, 3, 5, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    hue = torch.tensor([0.0, 0.05, -0.05, 0.1, -0.1, 0.25], dtype=torch.float64)[
+        :, None, None, None
+    ]
+    saturation = torch.tensor([1.0, 1.0, 0.5, 1.5, 1.2, 0.8], dtype=torch.float64)[
+        :, None, None, None
+    ]
+    out = turn_hue(x.float(), hue.float(), saturation.float()).double().numpy()
+    before = np.einsum("ij,bjhw->bihw", NTSC_YIQ, x.numpy())
+    after = np.einsum("ij,bjhw->bihw", NTSC_YIQ, out)
+    np.testing.assert_allclose(after[:, 0], before[:, 0], atol=1e-5)  # luma kept
+    chroma_before, chroma_after = before[:, 1] + 1j * before[:, 2], after[:, 1] + 1j * after[:, 2]
+    expected = chroma_before * saturation[:, 0].numpy() * np.exp(2j * np.pi * hue[:, 0].numpy())
+    np.testing.assert_allclose(chroma_after, expected, atol=1e-5)
+    np.testing.assert_allclose(out[0], x[0].numpy(), atol=1e-5)  # no turn, no scale: unchanged
+
+
+def test_contrast_scales_each_channels_deviations_from_its_mean():
+    x = torch.rand(4, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    factor = torch.tensor([0.2, 1.0, 1.5, 1.8])[:, None, None, None]
+    out = scale_contrast(x, factor)
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(out.mean(dim=(2, 3), keepdim=True), mean)
+    torch.testing.assert_close(out - mean, (x - mean) * factor)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_colour_jitter_is_brightness_then_hue_and_saturation_then_contrast(channels):
+    x = torch.rand(8, channels, 6, 6, generator=torch.Generator().manual_seed(0))
+    jitter = draw_jitter(8, torch.Generator().manual_seed(1), "cpu")
+    expected = x + jitter["brightness"]
+    if channels == 3:
+        expected = turn_hue(expected, jitter["hue"], jitter["saturation"])
+    expected = scale_contrast(expected, jitter["contrast"])
+    torch.testing.assert_close(color_jitter(x, torch.Generator().manual_seed(1)), expected)

@@ -85,6 +85,15 @@ def test_test_labels_stay_clean_unless_asked(mnist5k):
     np.testing.assert_array_equal(dirty.train.labels, clean.train.labels)
 
 
+def test_a_variant_records_its_provenance(mnist5k):
+    variant = make_variant(mnist5k, "corrupt0.4", seed=3, corrupt_test_labels=True)
+    attrs = variant.attrs
+    assert (attrs["variant"], attrs["p"], attrs["seed"]) == ("corrupt0.4", 0.4, 3)
+    assert attrs["dataset_seed"] == mnist5k.attrs["seed"] == 0
+    assert attrs["corrupt_test_labels"] is True and attrs["sha256"] == mnist5k.attrs["sha256"]
+    assert attrs["test_changed_fraction"] == np.mean(variant.test.labels != mnist5k.test.labels) > 0
+
+
 def test_true_keeps_images_and_labels_byte_identical(mnist5k, tmp_path):
     source = tmp_path / "datasets" / "mnist5k.h5"
     write_dataset(source, mnist5k)
