@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from rethink.h5io import DataFileError, ImageDataset, Split, read_dataset, write_dataset
+from rethink.h5io import DataFileError, ImageDataset, Split, _h5_reason, read_dataset, write_dataset
 
 
 def test_round_trip_keeps_layout_dtypes_and_attributes(mnist5k, tmp_path):
@@ -54,7 +54,21 @@ def test_truncated_file(mnist5k, tmp_path):
 def test_not_an_hdf5_file(tmp_path):
     path = tmp_path / "d.h5"
     path.write_text("images,labels\n")
-    assert_one_line_error(path, "not a readable HDF5 file")
+    message = assert_one_line_error(path, "not a readable HDF5 file")
+    assert "(file signature not found)" in message  # h5py's reason, without its preamble
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OSError("Unable to open file (truncated file: eof = 96)"), "truncated file: eof = 96"),
+        (OSError("Unable (a) to open (b)"), "b"),
+        (OSError("disk quota exceeded "), "disk quota exceeded"),
+        (OSError(), "OSError"),
+    ],
+)
+def test_the_reason_is_the_last_parenthesis_of_h5pys_message(error, reason):
+    assert _h5_reason(error) == reason
 
 
 def test_missing_dataset_and_wrong_shapes(tmp_path):

@@ -1,5 +1,6 @@
 """Theorem 1: the 2n + d weight ReLU network fits any labels on n distinct points exactly."""
 
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -10,6 +11,7 @@ from rethink.h5io import write_dataset
 from rethink.theory import (
     DuplicatePointsError,
     fit_two_layer,
+    smallest_gap,
     theorem1_fit,
     write_theorem1_table,
 )
@@ -67,6 +69,22 @@ def test_the_network_is_what_a_naive_dense_evaluation_computes():
     np.testing.assert_allclose(network(images)[:, 0].astype(float), exact, rtol=0, atol=1e-8)
 
 
+def test_smallest_gap_is_relative_to_the_spread():
+    assert smallest_gap(np.array([4, 0, 10, 3])) == pytest.approx(0.1)  # gap 1 in a spread of 10
+    assert smallest_gap(np.array([-5, 5, 1])) == pytest.approx(0.4)
+
+
+def test_the_direction_seed_picks_the_direction_and_the_times_are_measured():
+    images = random_images(400, 30)
+    labels = np.random.default_rng(7).integers(0, 10, 400)
+    started = time.perf_counter()
+    fits = [theorem1_fit(images, labels, seed) for seed in (0, 0, 1)]
+    elapsed = time.perf_counter() - started
+    assert fits[0]["smallest_gap"] == fits[1]["smallest_gap"] != fits[2]["smallest_gap"]
+    for fit in fits:
+        assert 0 < fit["fit_seconds"] < elapsed and 0 < fit["eval_seconds"] < elapsed
+
+
 def test_thresholds_interleave_the_sorted_projections():
     images = random_images(200, 20)
     network = fit_two_layer(images, np.zeros(200))
@@ -87,10 +105,18 @@ def test_mnist5k_random_labels_are_fitted_to_the_precision_readme_claims(mnist5k
     dataset_path, table_path = tmp_path / "mnist5k.h5", tmp_path / "theory" / "mnist5k.csv"
     write_dataset(dataset_path, mnist5k)
     write_theorem1_table(str(dataset_path), str(table_path), label_seed=0, direction_seed=0)
-    (row,) = pd.read_csv(table_path).to_dict("records")
+    table = pd.read_csv(table_path)
+    assert list(table.columns) == [
+        "labels", "n", "d", "weights", "max_error", "labels_recovered", "smallest_gap",
+        "max_abs_weight", "fit_seconds", "eval_seconds",
+    ]  # fmt: skip
+    (row,) = table.to_dict("records")
     assert row["labels"] == "random" and row["labels_recovered"]
     assert (row["n"], row["d"], row["weights"]) == (4000, 784, 2 * 4000 + 784)
     assert row["max_error"] <= 1e-6  # README: 1.4e-7
     assert 0 < row["smallest_gap"] < 1 / 4000  # relative to the spread: ~1/n^2
+    other = tmp_path / "theory" / "seed1.csv"
+    write_theorem1_table(str(dataset_path), str(other), label_seed=0, direction_seed=1)
+    assert pd.read_csv(other).smallest_gap[0] != row["smallest_gap"]  # the config's seed counts
     random_labels = make_variant(mnist5k, "random", seed=0).train.labels
     assert np.mean(random_labels == mnist5k.train.labels) < 0.2  # truly relabeled

@@ -1,16 +1,25 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from rethink.h5io import write_dataset
-from rethink.train import HISTORY_COLUMNS, RunConfig, make_model, make_optimizer, train_run
+from rethink.h5io import read_dataset, write_dataset
+from rethink.train import (
+    HISTORY_COLUMNS,
+    RunConfig,
+    load_data,
+    make_model,
+    make_optimizer,
+    train_run,
+)
 
 
 def history_without_time(run_dir):
@@ -41,6 +50,7 @@ def test_mlp_fits_random_labels_at_chance_test_accuracy(variants, tmp_path):
 
 def test_outputs_record_what_the_figures_need(variants, tmp_path):
     config = RunConfig("mlp1x512", train_subset=500, max_epochs=3, loss_block_steps=2, **CPU)
+    tmp_path = tmp_path / "runs" / "seed0"  # made as needed
     summary = train_run(variants["true"], tmp_path, config)
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
@@ -70,7 +80,11 @@ def test_a_run_that_never_fits_says_so(variants, tmp_path):
 
 @pytest.mark.parametrize(
     ("model", "regularizer"),
-    [("mlp1x512", "none"), ("mlp1x512", "augment+dropout"), ("alexnet", "crop+wd")],
+    [
+        ("mlp1x512", "none"),
+        ("mlp1x512", "augment+dropout"),
+        pytest.param("alexnet", "crop+wd", marks=pytest.mark.slow),  # 9 s
+    ],
 )
 def test_same_seed_same_history_on_cpu(variants, tmp_path, model, regularizer):
     config = dict(
@@ -148,12 +162,36 @@ def test_a_run_stops_at_the_first_epoch_at_which_it_fits(variants, tmp_path):
     """steps_to_fit is the step count when the training set is first classified correctly
     (Fig. 1b): the epoch before has training accuracy below 1, and no epoch follows."""
     config = RunConfig("mlp1x512", train_subset=256, lr=0.05, lr_decay=1.0, max_epochs=50, **CPU)
+    started = time.perf_counter()
     summary = train_run(variants["true"], tmp_path, config)
+    elapsed = time.perf_counter() - started
     history = pd.read_csv(tmp_path / "history.csv")
+    assert 0 < history.seconds.iloc[0] < summary["seconds"] == history.seconds.iloc[-1] < elapsed
     assert summary["fitted"] and history.train_acc.iloc[-1] == 1.0
     assert (history.train_acc.iloc[:-1] < 1.0).all() and len(history) >= 3
     assert summary["epochs"] == len(history) == history.epoch.iloc[-1]
     assert summary["steps_to_fit"] == summary["steps"] == 2 * len(history)  # 256 / 128 a epoch
+
+
+def test_subsets_are_the_first_images_of_each_split(variants):
+    config = RunConfig("mlp1x512", train_subset=300, test_subset=200)
+    data = load_data(variants["random"], config, torch.device("cpu"))
+    stored = read_dataset(variants["random"])
+    assert len(data.train_inputs) == len(data.train_labels) == len(data.train_images) == 300
+    assert len(data.test_inputs) == len(data.test_labels) == 200
+    np.testing.assert_array_equal(data.train_labels.numpy(), stored.train.labels[:300])
+    np.testing.assert_array_equal(data.test_labels.numpy(), stored.test.labels[:200])
+
+
+@pytest.mark.parametrize("regularizer", ["crop", "augment", "dropout", "wd"])
+def test_each_regularizer_changes_the_training(variants, tmp_path, regularizer):
+    """Against a run without it, same seed: the regularizer is applied."""
+    config = dict(train_subset=256, test_subset=256, max_epochs=2, **CPU)
+    for name in ("none", regularizer):
+        run = RunConfig("mlp1x512", regularizer=name, **config)
+        train_run(variants["true"], tmp_path / name, run)
+    plain, regularized = (history_without_time(tmp_path / name) for name in ("none", regularizer))
+    assert (plain.train_loss != regularized.train_loss).all()
 
 
 class Interrupted(Exception):
@@ -229,17 +267,23 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu_with_one_warning(
         "default_generator": cuda_state,
     }
     torch.save(payload, checkpoint)
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(checkpoint, again / "checkpoint.pt")
 
     caplog.clear()
     summary = train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
     (warning,) = warnings_in(caplog)
     assert "written on cuda, resuming on cpu" in warning and "\n" not in warning
-    assert "resuming after epoch 4" in caplog.text
+    assert str(checkpoint) in warning and "resuming after epoch 4" in caplog.text
     history = history_without_time(tmp_path)
     assert summary["epochs"] == 8 and history.epoch.tolist() == list(range(1, 9))
     pd.testing.assert_frame_equal(history.iloc[:4], uninterrupted.iloc[:4])
     assert not history.iloc[4:].equals(uninterrupted.iloc[4:])  # other random streams
     assert not checkpoint.exists()
+    # The new streams are seeded by the run's seed and epoch: resuming again gives the same run.
+    train_run(variants["random"], again, RunConfig(**RESUMED))
+    pd.testing.assert_frame_equal(history_without_time(again), history)
 
 
 class CodeOnLoad:
@@ -258,7 +302,9 @@ def unusable_checkpoints(tmp_path) -> dict:
         # The format before device-aware random states: a CUDA generator's 16 bytes, which
         # the CPU generator's set_state refuses.
         "old format from a GPU": lambda p: p.update(
-            rng=None, generator=torch.zeros(16, dtype=torch.uint8), cpu_rng=p.pop("rng")
+            generator=torch.zeros(16, dtype=torch.uint8),
+            cpu_rng=p.pop("rng")["default_generator"],
+            cuda_rng=[torch.zeros(16, dtype=torch.uint8)],
         ),
         # Weights of another shape under the same config hash: a partial load must not stay.
         "weights of another shape": lambda p: p["model"].update(
@@ -266,6 +312,14 @@ def unusable_checkpoints(tmp_path) -> dict:
         ),
         "code in the pickle": lambda p: p.update(state=CodeOnLoad(tmp_path / "pwned")),
     }
+
+
+CAUSES = {  # what each fault's warning says
+    "old format from a GPU": "'rng'",  # KeyError: no device-aware random state
+    "weights of another shape": "Error(s) in loading state_dict",
+    "code in the pickle": "Weights only load failed",
+    "truncated": "PytorchStreamReader failed",
+}
 
 
 @pytest.mark.parametrize(
@@ -287,8 +341,9 @@ def test_an_unusable_checkpoint_gives_one_warning_and_a_clean_start(
     caplog.clear()
     train_run(variants["random"], run_dir, RunConfig(**RESUMED))
     (warning,) = warnings_in(caplog)
-    assert "cannot resume from it" in warning and "starting from scratch" in warning
-    assert "\n" not in warning
+    assert warning.startswith(f"{checkpoint}: cannot resume from it (")
+    assert warning.endswith("); starting from scratch") and "\n" not in warning
+    assert CAUSES[fault] in warning  # the cause, in its first line
     pd.testing.assert_frame_equal(history_without_time(run_dir), uninterrupted)
     assert not (tmp_path / "pwned").exists()  # the pickled command never ran
 
