@@ -7,6 +7,8 @@ from scipy import stats
 from rethink.h5io import ImageDataset, Split, read_dataset, write_dataset
 from rethink.variants import (
     VariantNameError,
+    _permute_each_image,
+    label_corruption,
     make_variant,
     parse_variant,
     write_variant_file,
@@ -131,6 +133,18 @@ def test_pixel_permutations_keep_each_images_pixel_multiset(mnist5k, color_datas
             assert not np.array_equal(before, after)
 
 
+def test_random_pixels_permutes_every_chunk_of_a_large_set():
+    """Images are permuted a chunk at a time (CIFAR-10 has 50,000): every chunk, the last
+    partial one included, gets independent permutations."""
+    source = position_coded(600)
+    shuffled = _permute_each_image(source.train.images, np.random.default_rng(0), chunk=64)
+    moved = positions(shuffled)
+    assert all(sorted(row) == list(range(64)) for row in moved)
+    assert (moved != np.arange(64)).mean() > 0.9  # the last chunk too: nothing stays in place
+    assert len({row.tobytes() for row in moved}) == len(moved)
+    np.testing.assert_array_equal(shuffled[..., 2], source.train.images[..., 2])
+
+
 def test_random_pixels_uses_a_different_permutation_per_image():
     source = position_coded(600)
     variant = make_variant(source, "random-pixels", seed=0)
@@ -158,6 +172,23 @@ def test_gaussian_matches_per_channel_mean_and_variance(mnist5k, color_dataset):
         noise = variant.train.images.reshape(-1, channels)
         for c in range(channels):
             assert abs(np.corrcoef(noise[:, c], truth[:, c])[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("corrupt_test_labels", [False, True])
+def test_the_variant_file_corrupts_test_labels_only_when_asked(
+    mnist5k, tmp_path, corrupt_test_labels
+):
+    source = tmp_path / "mnist5k.h5"
+    write_dataset(source, mnist5k)
+    out = tmp_path / "random.h5"
+    if corrupt_test_labels:
+        write_variant_file(str(source), str(out), "random", seed=0, corrupt_test_labels=True)
+    else:
+        write_variant_file(str(source), str(out), "random", seed=0)  # the default
+    stored = read_dataset(out)
+    changed = np.mean(stored.test.labels != mnist5k.test.labels)
+    assert changed == pytest.approx(0.9, abs=0.05) if corrupt_test_labels else changed == 0
+    assert stored.attrs["corrupt_test_labels"] == corrupt_test_labels
 
 
 def test_label_only_variant_links_to_source_images(mnist5k, tmp_path):
@@ -218,14 +249,36 @@ def test_parse_variant(name, p, pixels):
     assert (spec.p, spec.pixels) == (p, pixels)
 
 
+KNOWN = (
+    "known variants: true, random, corrupt{p} (e.g. corrupt0.2), shuffled-pixels, "
+    "random-pixels, gaussian, rademacher{k}"
+)
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("corrupt1.5", "outside [0, 1]"),
-        ("shufled-pixels", "unknown variant 'shufled-pixels'"),
-        ("corrupt-0.2", "unknown variant"),
+        ("corrupt1.5", "outside [0, 1]; write corrupt{p} with 0 <= p <= 1, e.g. corrupt0.2"),
+        ("shufled-pixels", "unknown variant 'shufled-pixels'; " + KNOWN),
+        ("corrupt-0.2", "unknown variant 'corrupt-0.2'; " + KNOWN),
     ],
 )
 def test_bad_variant_names_explain_what_is_allowed(name, message):
-    with pytest.raises(VariantNameError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(VariantNameError) as info:
         parse_variant(name)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "p"),
+    [
+        ("true", 0.0),
+        ("corrupt0.2", 0.2),
+        ("random", 1.0),
+        ("gaussian", None),
+        ("rademacher2", None),
+    ],
+)
+def test_label_corruption_is_p_for_label_variants_and_nan_otherwise(name, p):
+    """The p of Fig. 1b-c's x axis: pixel corruptions and random signs have none."""
+    assert label_corruption(name) == p if p is not None else np.isnan(label_corruption(name))
