@@ -81,6 +81,11 @@ def test_missing_dataset_and_wrong_shapes(tmp_path):
     with h5py.File(path, "a") as f:
         f["test/labels"] = np.zeros(3, np.int64)
     assert_one_line_error(path, "expected N x H x W x C images and N labels")
+    with h5py.File(path, "a") as f:
+        del f["test/images"], f["test/labels"]
+        f["test/images"] = np.zeros((2, 4, 4), np.uint8)  # no channel axis
+        f["test/labels"] = np.zeros(2, np.int64)
+    assert_one_line_error(path, "expected N x H x W x C images and N labels")
 
 
 def test_dangling_image_link_names_the_missing_target(mnist5k, tmp_path):

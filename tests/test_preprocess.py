@@ -54,6 +54,12 @@ def test_center_crop_takes_the_middle_28_of_32():
     assert crop.shape == (1, 1, 28, 28) and crop[0, 0, 0, 0] == 2 * 32 + 2
 
 
+def test_center_crop_refuses_images_smaller_than_the_window_in_either_side():
+    for shape in [(1, 1, 32, 20), (1, 1, 20, 32)]:
+        with pytest.raises(ValueError, match="cannot crop"):
+            center_crop(torch.zeros(shape), 28)
+
+
 def test_random_crop_windows_cover_every_offset_and_differ_per_image():
     x = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32).repeat(2000, 3, 1, 1)
     gen = torch.Generator().manual_seed(0)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -59,13 +60,15 @@ def test_outputs_record_what_the_figures_need(variants, tmp_path):
     for column in ("train_acc", "test_acc"):
         assert history[column].between(0, 1).all()
     steps = pd.read_csv(tmp_path / "steps.csv")
-    assert steps.step.tolist() == [2, 4, 6, 8, 10, 12]
+    assert list(steps.columns) == ["step", "train_loss"]
+    assert steps.step.tolist() == [2, 4, 6, 8, 10, 12] and steps.train_loss.between(0, 10).all()
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk == summary
     assert set(summary) >= {
         "train_acc", "test_acc", "best_test_acc", "fitted", "steps_to_fit", "epochs", "seconds",
-        "params", "device", "torch", "config_hash",
+        "params", "device", "torch", "config_hash", "steps", "cuda_visible_devices", "config",
     }  # fmt: skip
+    assert summary["config"] == dataclasses.asdict(config)
     assert summary["params"] == 407_050  # mlp1x512 on 28x28x1
     assert summary["best_test_acc"] == history.test_acc.max()
     assert summary["device"] == "cpu"
@@ -173,6 +176,14 @@ def test_a_run_stops_at_the_first_epoch_at_which_it_fits(variants, tmp_path):
     assert summary["steps_to_fit"] == summary["steps"] == 2 * len(history)  # 256 / 128 a epoch
 
 
+def test_a_diverging_run_stops_and_still_writes_its_outputs(variants, tmp_path, caplog):
+    config = RunConfig("mlp1x512", lr=1e6, train_subset=256, max_epochs=20, **CPU)
+    summary = train_run(variants["true"], tmp_path, config)
+    assert "training loss diverged at epoch" in caplog.text
+    assert not summary["fitted"] and summary["epochs"] < 20
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
 def test_subsets_are_the_first_images_of_each_split(variants):
     config = RunConfig("mlp1x512", train_subset=300, test_subset=200)
     data = load_data(variants["random"], config, torch.device("cpu"))
@@ -245,6 +256,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_history(
     assert "resuming after epoch 4" in caplog.text
     pd.testing.assert_frame_equal(history_without_time(tmp_path), uninterrupted)
     assert summary["epochs"] == 8 and uninterrupted.epoch.tolist() == list(range(1, 9))
+    seconds = pd.read_csv(tmp_path / "history.csv").seconds  # counted on across the restart
+    assert (seconds > 0).all() and seconds.is_monotonic_increasing
 
 
 def warnings_in(caplog) -> list[str]:
