@@ -23,11 +23,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from train_throughput import timed  # this folder: the benchmarks share the timer
+from train_throughput import (  # this folder: the benchmarks share the timer and device set-up
+    add_device_arguments,
+    device_from,
+    timed,
+)
 
 from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
-from rethink.gpus import setup_device
 from rethink.preprocess import preprocess
 from rethink.train import (
     DeviceData,
@@ -81,7 +84,7 @@ def run_seconds(run, size: tuple[int, int], step_s: float, eval_s: float, epochs
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", default="studies/cifar10.yaml")
-    parser.add_argument("--device", default="auto")
+    add_device_arguments(parser)
     parser.add_argument(
         "--fit-epochs", type=int, default=64,
         help="epochs of a typical run; 64 (25k CIFAR-10 steps): a public reproduction of "
@@ -89,13 +92,8 @@ def main():
     )  # fmt: skip
     parser.add_argument("--assume-tflops", type=float, help="also estimate at this FLOP rate")
     parser.add_argument("--steps", type=int, default=0, help="timed steps (0: by device)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument(
-        "--deterministic", action=argparse.BooleanOptionalAction, default=True,
-        help="CUDA: deterministic kernels, as training runs by default (training.deterministic)",
-    )  # fmt: skip
     args = parser.parse_args()
-    device = setup_device(args.device, args.threads, args.deterministic)  # as training does
+    device = device_from(args)
     steps = args.steps or (50 if device.type == "cuda" else 3)
     config = load_study(args.configfile)
     runs = run_table(config)

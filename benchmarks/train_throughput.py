@@ -136,20 +136,29 @@ def measure(name: str, data: str, device: torch.device, workers: int, repeats: i
     return result
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", choices=["cifar10", "mnist5k"], default="cifar10")
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --threads and --deterministic, which `device_from` sets up as training does."""
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs; the best counts")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
         "--deterministic", action=argparse.BooleanOptionalAction, default=True,
         help="CUDA: deterministic kernels, as training runs by default (training.deterministic)",
     )  # fmt: skip
+
+
+def device_from(args: argparse.Namespace) -> torch.device:
+    return setup_device(args.device, args.threads, args.deterministic)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=["cifar10", "mnist5k"], default="cifar10")
+    add_device_arguments(parser)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs; the best counts")
     args = parser.parse_args()
-    device = setup_device(args.device, args.threads, args.deterministic)  # as training does
+    device = device_from(args)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     machine = where or platform.machine()
     setup = f"{args.threads} threads, DataLoader workers {args.workers}, best of {args.repeats}"

@@ -16,7 +16,7 @@ import torch
 from rethink.kernels import min_norm_interpolation
 from rethink.models import MODELS
 from rethink.train import RunConfig, train_run
-from tests.test_train import history_without_time, interrupted_run, warnings_in
+from tests.test_train import RESUMED, history_without_time, interrupted_run, warnings_in
 
 pytestmark = [
     pytest.mark.cuda,
@@ -24,6 +24,7 @@ pytestmark = [
 ]
 
 SHORT = dict(train_subset=256, test_subset=256, max_epochs=3, device="cuda")
+ON_CUDA = {**RESUMED, "device": "cuda"}  # the CPU resume tests' run, on the GPU
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -50,12 +51,9 @@ def test_a_run_fits_on_cuda(variants, tmp_path):
 def test_an_interrupted_cuda_run_resumes_to_the_uninterrupted_history(
     variants, tmp_path, monkeypatch, caplog
 ):
-    import tests.test_train as cpu_tests
-
-    monkeypatch.setattr(cpu_tests, "RESUMED", {**cpu_tests.RESUMED, "device": "cuda"})
-    config = RunConfig(**cpu_tests.RESUMED)
+    config = RunConfig(**ON_CUDA)
     train_run(variants["random"], tmp_path / "whole", config)
-    interrupted_run(variants, tmp_path / "resumed", monkeypatch)
+    interrupted_run(variants, tmp_path / "resumed", monkeypatch, config)
     train_run(variants["random"], tmp_path / "resumed", config)
     assert "resuming after epoch 4" in caplog.text
     pd.testing.assert_frame_equal(
@@ -64,13 +62,9 @@ def test_an_interrupted_cuda_run_resumes_to_the_uninterrupted_history(
 
 
 def test_a_run_killed_on_the_cpu_resumes_on_cuda(variants, tmp_path, monkeypatch, caplog):
-    import tests.test_train as cpu_tests
-
     checkpoint = interrupted_run(variants, tmp_path, monkeypatch)  # on the CPU
     caplog.clear()
-    summary = train_run(
-        variants["random"], tmp_path, RunConfig(**{**cpu_tests.RESUMED, "device": "cuda"})
-    )
+    summary = train_run(variants["random"], tmp_path, RunConfig(**ON_CUDA))
     (warning,) = warnings_in(caplog)
     assert "written on cpu, resuming on cuda" in warning
     assert summary["epochs"] == 8 and summary["device"].startswith("cuda")

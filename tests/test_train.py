@@ -239,12 +239,12 @@ def uninterrupted(variants, tmp_path_factory):
     return history_without_time(run_dir)
 
 
-def interrupted_run(variants, run_dir, monkeypatch):
-    """A run stopped after epoch 5; its checkpoint is from epoch 4."""
+def interrupted_run(variants, run_dir, monkeypatch, config: RunConfig | None = None):
+    """A run (RESUMED's unless `config`) stopped after epoch 5; its checkpoint is from epoch 4."""
     with monkeypatch.context() as patch:
         interrupt_after(patch, 5)
         with pytest.raises(Interrupted):
-            train_run(variants["random"], run_dir, RunConfig(**RESUMED))
+            train_run(variants["random"], run_dir, config or RunConfig(**RESUMED))
     return run_dir / "checkpoint.pt"
 
 
