@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rethink.download import verify_md5
+from rethink.download import verify_archive
 from rethink.files import file_digest
 from rethink.h5io import DataFileError, ImageDataset, Split, write_dataset
 
@@ -26,8 +26,9 @@ ARCHIVE_DIR = "resources/archives"  # where downloads land, and where to place t
 @dataclass(frozen=True)
 class Archive:
     filename: str
-    urls: tuple[str, ...]  # mirrors, tried in order
+    urls: tuple[str, ...]  # mirrors: HTTPS ones first, each group in this order
     md5: str  # as published with the archive
+    sha256: str  # pinned here; both digests must match before the file is used
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,13 @@ def _read_idx(path: Path) -> np.ndarray:
 
 _MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
 
 
-def _mnist_archive(filename: str, md5: str) -> Archive:
-    return Archive(filename, tuple(m + filename for m in _MNIST_MIRRORS), md5)
+def _mnist_archive(filename: str, md5: str, sha256: str) -> Archive:
+    return Archive(filename, tuple(m + filename for m in _MNIST_MIRRORS), md5, sha256)
 
 
 DATASETS: dict[str, DatasetSource] = {
@@ -140,6 +142,7 @@ DATASETS: dict[str, DatasetSource] = {
                 "cifar-10-python.tar.gz",
                 ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
                 "c58f30108f718f92721af3b95e74349a",
+                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
             ),
         ),
         load=load_cifar10,
@@ -148,10 +151,26 @@ DATASETS: dict[str, DatasetSource] = {
         (28, 28, 1),
         (60_000, 10_000),
         archives=(
-            _mnist_archive("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            _mnist_archive("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-            _mnist_archive("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-            _mnist_archive("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+            _mnist_archive(
+                "train-images-idx3-ubyte.gz",
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            ),
+            _mnist_archive(
+                "train-labels-idx1-ubyte.gz",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            ),
+            _mnist_archive(
+                "t10k-images-idx3-ubyte.gz",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            ),
+            _mnist_archive(
+                "t10k-labels-idx1-ubyte.gz",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            ),
         ),
         load=load_mnist,
     ),
@@ -164,10 +183,10 @@ def build_dataset(name: str, archive_paths: list[Path], options: dict) -> ImageD
     """Verify the archives, load dataset `name` and record its provenance."""
     source = DATASETS[name]
     for archive, path in zip(source.archives, archive_paths, strict=True):
-        verify_md5(path, archive.md5)
+        verify_archive(path, archive.md5, archive.sha256)
     dataset = source.load([Path(p) for p in archive_paths], options)
     if archive_paths:  # one sha256 per archive, as `sha256sum` prints them
-        dataset.attrs["sha256"] = " ".join(file_digest(path) for path in archive_paths)
+        dataset.attrs["sha256"] = " ".join(a.sha256 for a in source.archives)
         dataset.attrs["source"] = " ".join(a.urls[0] for a in source.archives)
     dataset.attrs["seed"] = options["seed"]
     return dataset

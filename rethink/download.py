@@ -1,4 +1,4 @@
-"""Download one file with a published checksum; never leave a partial file at the destination."""
+"""Download one file with published checksums; never leave a partial file at the destination."""
 
 import hashlib
 import logging
@@ -10,30 +10,34 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rethink import RethinkError
-from rethink.files import atomic_path, file_digest
+from rethink.files import atomic_path
 
 log = logging.getLogger(__name__)
 
+ALGORITHMS = ("md5", "sha256")  # an archive's published digests, all checked before use
+
 
 class DownloadError(RethinkError):
-    """Every mirror failed, or what arrived does not match the published checksum."""
+    """Every mirror failed, or what arrived does not match the published checksums."""
 
 
-def download(urls: list[str], dest: str | os.PathLike, md5: str, timeout_s: float = 60) -> Path:
-    """Fetch the first mirror that answers into `dest` and verify its md5.
+def download(
+    urls: list[str], dest: str | os.PathLike, md5: str, sha256: str, timeout_s: float = 60
+) -> Path:
+    """Fetch the first mirror that answers into `dest` and verify its md5 and sha256.
 
-    The bytes go to a temporary file beside `dest` that is renamed only after the checksum
-    matches, so an interrupted or corrupt download never looks like a finished one.
+    HTTPS mirrors are tried before plain-HTTP ones, each group in the given order. The bytes go
+    to a temporary file beside `dest` that is renamed only after both checksums match, so an
+    interrupted, tampered or corrupt download never looks like a finished one.
     """
     dest = Path(dest)
+    published = {"md5": md5, "sha256": sha256}
     failures = []
-    for url in urls:
+    for url in https_first(urls):
         try:
             with atomic_path(dest) as tmp:
-                got = _fetch(url, tmp, timeout_s)
-                if got != md5:
-                    raise DownloadError(f"md5 {got} of {url} does not match the published {md5}")
-            log.info("downloaded %s to %s (md5 ok)", url, dest)
+                _check(_fetch(url, tmp, timeout_s), published, url)
+            log.info("downloaded %s to %s (md5 and sha256 ok)", url, dest)
             return dest
         except (OSError, DownloadError) as err:  # URLError and IncompleteRead are OSErrors
             log.warning("%s: %s", url, err)
@@ -44,30 +48,60 @@ def download(urls: list[str], dest: str | os.PathLike, md5: str, timeout_s: floa
     )
 
 
-def verify_md5(path: str | os.PathLike, md5: str) -> None:
-    """Raise unless the file at `path` has the published md5 (catches files placed by hand)."""
-    got = file_digest(path, "md5")
-    if got != md5:
+def https_first(urls: list[str]) -> list[str]:
+    """`urls` with every https:// mirror ahead of the others, each group in its order."""
+    return sorted(urls, key=lambda url: not url.lower().startswith("https://"))
+
+
+def verify_archive(path: str | os.PathLike, md5: str, sha256: str) -> None:
+    """Raise unless the file at `path` has the published md5 and sha256 (catches files placed
+    by hand)."""
+    with open(path, "rb") as f:
+        digests = _digests(iter(lambda: f.read(1 << 20), b""))
+    try:
+        _check(digests, {"md5": md5, "sha256": sha256}, str(path))
+    except DownloadError as err:
         raise DownloadError(
-            f"{path}: md5 {got} does not match the published {md5}; the file is truncated or "
-            "not the right archive: delete it and rerun snakemake, or place a good copy there"
-        )
+            f"{err}; the file is truncated or not the right archive: delete it and rerun "
+            "snakemake, or place a good copy there"
+        ) from None
 
 
-def _fetch(url: str, tmp: Path, timeout_s: float) -> str:
-    digest = hashlib.md5()
+def _digests(blocks) -> dict[str, str]:
+    hashes = {name: hashlib.new(name) for name in ALGORITHMS}
+    for block in blocks:
+        for h in hashes.values():
+            h.update(block)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def _check(digests: dict[str, str], published: dict[str, str], what: str) -> None:
+    for name in ALGORITHMS:
+        if digests[name] != published[name].lower():
+            raise DownloadError(
+                f"{name} {digests[name]} of {what} does not match the published {published[name]}"
+            )
+
+
+def _fetch(url: str, tmp: Path, timeout_s: float) -> dict[str, str]:
+    """Stream `url` into `tmp`; return the digests of what arrived."""
     with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         received = 0
-        with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-                digest.update(block)
-                received += len(block)
-                bar.update(len(block))
+
+        def blocks():
+            nonlocal received
+            with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+                    yield block
+
+        digests = _digests(blocks())
     if total is not None and received != total:  # urllib returns short reads silently
         raise DownloadError(f"incomplete download: received {received} of {total} bytes")
-    return digest.hexdigest()
+    return digests
 
 
 def _reason(err: Exception) -> str:

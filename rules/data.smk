@@ -12,6 +12,7 @@ rule download_archive:
     params:
         urls=lambda w: list(ARCHIVES[w.archive].urls),
         md5=lambda w: ARCHIVES[w.archive].md5,
+        sha256=lambda w: ARCHIVES[w.archive].sha256,
     script:
         "../scripts/download_archive.py"
 

@@ -7,4 +7,5 @@ run_job(
     urls=snakemake.params.urls,
     dest=snakemake.output[0],
     md5=snakemake.params.md5,
+    sha256=snakemake.params.sha256,
 )

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from rethink.datasets import DATASETS, build_dataset
-from rethink.download import DownloadError, download
+from rethink.download import DownloadError, download, https_first
 
 
 def test_mnist5k_is_a_stratified_deterministic_split(mnist5k):
@@ -108,8 +108,9 @@ def server():
         httpd.shutdown()
 
 
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
+def digests(data: bytes) -> dict[str, str]:
+    """The md5 and sha256 keyword arguments of `download` for `data`."""
+    return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def closed_port_url() -> str:
@@ -126,7 +127,7 @@ def assert_nothing_left(dest: Path):
 
 def test_good_download_is_verified_and_converted(server, tmp_path):
     dest = tmp_path / "archives" / "cifar-10-python.tar.gz"
-    download([server.url("/good")], dest, md5(server.body), timeout_s=10)
+    download([server.url("/good")], dest, **digests(server.body), timeout_s=10)
     assert dest.read_bytes() == server.body
     _, images = cifar_like_archive()
     source = DATASETS["cifar10"]
@@ -145,10 +146,10 @@ def test_downloaded_archive_becomes_a_dataset_file(server, tmp_path, monkeypatch
     from rethink.h5io import read_dataset
 
     source = DATASETS["cifar10"]
-    archive = replace(source.archives[0], urls=(server.url("/good"),), md5=md5(server.body))
+    archive = replace(source.archives[0], urls=(server.url("/good"),), **digests(server.body))
     monkeypatch.setitem(DATASETS, "cifar10", replace(source, archives=(archive,)))
     dest = tmp_path / archive.filename
-    download(list(archive.urls), dest, archive.md5, timeout_s=10)
+    download(list(archive.urls), dest, archive.md5, archive.sha256, timeout_s=10)
     write_dataset_file("cifar10", [dest], {"seed": 0}, tmp_path / "cifar10.h5")
     dataset = read_dataset(tmp_path / "cifar10.h5")
     assert dataset.train.images.shape == (30, 32, 32, 3) and dataset.train.images.dtype == np.uint8
@@ -156,10 +157,14 @@ def test_downloaded_archive_becomes_a_dataset_file(server, tmp_path, monkeypatch
     assert dataset.attrs["source"] == server.url("/good") and dataset.attrs["seed"] == 0
 
 
-def test_checksum_mismatch_leaves_no_file(server, tmp_path):
+@pytest.mark.parametrize("wrong", ["md5", "sha256"])
+def test_checksum_mismatch_leaves_no_file(server, tmp_path, wrong):
+    """Either digest alone refuses the file: an MD5 collision does not get past the SHA-256."""
     dest = tmp_path / "cifar-10-python.tar.gz"
-    with pytest.raises(DownloadError, match="does not match the published") as info:
-        download([server.url("/good")], dest, "0" * 32, timeout_s=10)
+    published = digests(server.body)
+    published[wrong] = "0" * len(published[wrong])
+    with pytest.raises(DownloadError, match=f"{wrong} [0-9a-f]+ of .* does not match") as info:
+        download([server.url("/good")], dest, **published, timeout_s=10)
     assert f"place it at {dest}" in str(info.value)
     assert_nothing_left(dest)
 
@@ -167,14 +172,14 @@ def test_checksum_mismatch_leaves_no_file(server, tmp_path):
 def test_truncated_download_leaves_no_file(server, tmp_path):
     dest = tmp_path / "cifar-10-python.tar.gz"
     with pytest.raises(DownloadError, match="incomplete download: received"):
-        download([server.url("/truncated")], dest, md5(server.body), timeout_s=10)
+        download([server.url("/truncated")], dest, **digests(server.body), timeout_s=10)
     assert_nothing_left(dest)
 
 
 def test_server_down_says_how_to_place_the_file_by_hand(tmp_path):
     dest = tmp_path / "cifar-10-python.tar.gz"
     with pytest.raises(DownloadError, match="Connection refused") as info:
-        download([closed_port_url()], dest, "0" * 32, timeout_s=5)
+        download([closed_port_url()], dest, **digests(b""), timeout_s=5)
     message = str(info.value)
     assert "\n" not in message and f"place it at {dest}" in message
     assert_nothing_left(dest)
@@ -182,15 +187,39 @@ def test_server_down_says_how_to_place_the_file_by_hand(tmp_path):
 
 def test_next_mirror_is_tried_when_one_is_down(server, tmp_path):
     dest = tmp_path / "cifar-10-python.tar.gz"
-    download([closed_port_url(), server.url("/good")], dest, md5(server.body), timeout_s=10)
+    download([closed_port_url(), server.url("/good")], dest, **digests(server.body), timeout_s=10)
     assert dest.read_bytes() == server.body
+
+
+def test_https_mirrors_are_tried_before_plain_http_ones():
+    urls = ["http://a/x", "https://b/x", "HTTP://c/x", "HTTPS://d/x", "https://e/x"]
+    assert https_first(urls) == [
+        "https://b/x",
+        "HTTPS://d/x",
+        "https://e/x",
+        "http://a/x",
+        "HTTP://c/x",
+    ]
+    for source in DATASETS.values():
+        for archive in source.archives:
+            assert list(archive.urls) == https_first(archive.urls), archive.filename
+            assert archive.urls[0].startswith("https://"), archive.filename
+
+
+def test_every_archive_pins_an_md5_and_a_sha256():
+    archives = [a for source in DATASETS.values() for a in source.archives]
+    assert len(archives) == 5  # CIFAR-10's tarball and MNIST's four files
+    for archive in archives:
+        assert len(archive.md5) == 32 and int(archive.md5, 16) >= 0, archive.filename
+        assert len(archive.sha256) == 64 and int(archive.sha256, 16) >= 0, archive.filename
+    assert len({a.sha256 for a in archives}) == len(archives)
 
 
 def test_a_wrong_archive_placed_by_hand_is_caught_before_conversion(tmp_path):
     dest = tmp_path / "cifar-10-python.tar.gz"
     body, _ = cifar_like_archive()
     dest.write_bytes(body)  # a valid archive, but not the published one
-    with pytest.raises(DownloadError, match="does not match the published"):
+    with pytest.raises(DownloadError, match="md5 .* does not match the published .* delete it"):
         build_dataset("cifar10", [dest], {"seed": 0})
 
 
