@@ -11,6 +11,7 @@ stream, and one that cannot be used is discarded with a warning: a checkpoint ne
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from rethink.files import atomic_path
+from rethink.files import atomic_path, write_together
 from rethink.gpus import gpu_claimed_for, setup_device
 from rethink.h5io import read_dataset
 from rethink.models import MODELS, build_model, count_parameters
@@ -280,12 +281,12 @@ def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device)
         "config_hash": config.config_hash(),
         "config": dataclasses.asdict(config),
     }
-    # summary.json last: its presence means the run finished.
-    for name, table in (("history.csv", history), ("steps.csv", steps)):
-        with atomic_path(run_dir / name) as tmp:
-            table.to_csv(tmp, index=False)
-    with atomic_path(run_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    # All three or none; summary.json last: its presence means the run finished.
+    write_together({
+        run_dir / "history.csv": lambda tmp: history.to_csv(tmp, index=False),
+        run_dir / "steps.csv": lambda tmp: steps.to_csv(tmp, index=False),
+        run_dir / "summary.json": lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"),
+    })  # fmt: skip
     log.info(
         "%s: %s after %d epochs (%d steps, %.1f s): train %.4f, test %.4f",
         run_dir, "fitted" if fitted else "NOT fitted", summary["epochs"], summary["steps"],
@@ -317,8 +318,11 @@ def _save_checkpoint(path: Path, config: RunConfig, model, optimizer, gen, state
         },
         "state": state,
     }
+    # Serialized in memory first: torch.save on a full disk fails with an unrelated message.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def _resume(path: Path, config: RunConfig, model, optimizer, gen) -> dict | None:

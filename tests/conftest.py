@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from rethink.datasets import build_dataset
 from rethink.h5io import ImageDataset, Split, write_dataset
@@ -57,17 +58,46 @@ def caplog(caplog):
     return caplog
 
 
+# What a checkout holds that the workflow reads: copied, it runs on its own.
+WORKFLOW = ["Snakefile", "rules", "scripts", "schemas", "envs", "report", "profiles", "rethink"]
+
+
+def copy_workflow(root: Path, config: dict) -> Path:
+    """A checkout of the workflow at `root` (created) with `config` as its config.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def snakemake_command(workdir: Path, *args: str, repo: Path = REPO) -> list[str]:
+    """`snakemake ARGS` as a user types it in a checkout (`workdir` == `repo`), or with
+    `--snakefile` pointing at `repo`'s workflow from another directory."""
+    snakemake = shutil.which("snakemake", path=os.path.dirname(sys.executable)) or "snakemake"
+    snakefile = [] if workdir == repo else ["--snakefile", str(repo / "Snakefile")]
+    return [snakemake, *snakefile, *args]
+
+
+def snakemake_env(repo: Path = REPO, env: dict | None = None) -> dict:
+    """The environment for `repo`'s workflow: a copy's package comes first on the import
+    path; `env` adds variables."""
+    return os.environ | ({} if repo == REPO else {"PYTHONPATH": str(repo)}) | (env or {})
+
+
 def run_snakemake(
     workdir: Path, *args: str, timeout: float = 600, repo: Path = REPO, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the workflow of `repo` (this repository, or a copy whose package then comes first on
-    the import path) in `workdir` as a user would, capturing its output; `env` adds variables."""
-    snakemake = shutil.which("snakemake", path=os.path.dirname(sys.executable)) or "snakemake"
-    env = os.environ | ({} if repo == REPO else {"PYTHONPATH": str(repo)}) | (env or {})
+    """Run the workflow of `repo` (this repository, or a copy) in `workdir` as a user would,
+    capturing its output."""
     return subprocess.run(
-        [snakemake, "--snakefile", str(repo / "Snakefile"), *args],
+        snakemake_command(workdir, *args, repo=repo),
         cwd=workdir,
-        env=env,
+        env=snakemake_env(repo, env),
         capture_output=True,
         text=True,
         timeout=timeout,

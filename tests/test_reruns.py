@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_snakemake
+from tests.conftest import copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,6 @@ STUDY = {
     "runs": [{"models": ["mlp1x512", "mlp3x512"], "regularizers": ["none"]}],
     "training": {"max_epochs": 2, "train_subset": 256, "test_subset": 256},
 }
-WORKFLOW = ["Snakefile", "rules", "scripts", "schemas", "envs", "report", "rethink"]
 
 
 def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -44,14 +43,7 @@ def scheduled(root: Path) -> tuple[Counter, list[str]]:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    for name in WORKFLOW:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    (root / "config.yaml").write_text(yaml.safe_dump(STUDY))
+    root = copy_workflow(tmp_path_factory.mktemp("finished"), STUDY)
     snakemake(root, "--cores", "2")
     assert scheduled(root) == (Counter(), [])
     return root

@@ -1,0 +1,194 @@
+"""Faults leave nothing that looks finished: a full disk, a second Snakemake, a Ctrl-C.
+
+The full disk is real: a small tmpfs, mounted for the test (which needs root, as CI has).
+"""
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rethink.datasets import write_dataset_file
+from rethink.files import OutputError
+from rethink.train import RunConfig, train_run
+from rethink.variants import write_variant_file
+from tests.conftest import copy_workflow, run_snakemake, snakemake_command, snakemake_env
+
+FILLER = ".filler"
+
+
+def mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "rethink-test", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode and not os.environ.get("CI"):  # CI runs as root and must never skip
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mounts a tmpfs of the given size at a path; all are unmounted after the test."""
+    mounted = []
+
+    def mount(path: Path, size: str = "1m") -> Path:
+        mount_tmpfs(path, size)
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def fill(disk: Path, leave_bytes: int = 0) -> None:
+    """Fill `disk` until the kernel says it is full, then free `leave_bytes` (whole pages)."""
+    with open(disk / FILLER, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(bytes(4096))
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+    os.truncate(disk / FILLER, (disk / FILLER).stat().st_size - leave_bytes)
+
+
+def left_on(disk: Path) -> list[str]:
+    """Every file on `disk` but the filler, temporaries included, in any directory."""
+    return sorted(
+        str(p.relative_to(disk)) for p in disk.rglob("*") if p.is_file() and p.name != FILLER
+    )
+
+
+def assert_one_line_naming(err: pytest.ExceptionInfo, path: Path) -> None:
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"could not write {path}: No space left on device" in message
+    assert "rerun snakemake" in message
+
+
+def test_a_full_disk_while_writing_a_dataset_leaves_nothing(small_disk, tmp_path):
+    disk = small_disk(tmp_path / "disk")  # 1 MiB; mnist5k.h5 takes 3.9 MB
+    with pytest.raises(OutputError) as err:
+        write_dataset_file("mnist5k", [], {"seed": 0, "test_per_class": 100}, disk / "mnist5k.h5")
+    assert_one_line_naming(err, disk / "mnist5k.h5")
+    assert left_on(disk) == []
+
+
+def test_a_full_disk_while_writing_a_variant_leaves_nothing(small_disk, variants, tmp_path):
+    disk = small_disk(tmp_path / "disk")
+    output = disk / "random-pixels.h5"  # an image copy, 3.9 MB
+    with pytest.raises(OutputError) as err:
+        write_variant_file(str(variants["true"]), str(output), "random-pixels", seed=0)
+    assert_one_line_naming(err, output)
+    assert left_on(disk) == []
+
+
+SHORT_RUN = dict(model="mlp1x512", train_subset=256, test_subset=256, max_epochs=2, device="cpu")
+
+
+def test_a_full_disk_while_writing_a_runs_outputs_leaves_none_of_them(
+    small_disk, variants, tmp_path
+):
+    """history.csv fits in the one page left, steps.csv does not: neither stays, nor does
+    summary.json appear (its presence means "finished")."""
+    disk = small_disk(tmp_path / "disk")
+    fill(disk, leave_bytes=4096)
+    run_dir = disk / "run"
+    with pytest.raises(OutputError) as err:
+        train_run(variants["random"], run_dir, RunConfig(**SHORT_RUN, checkpoint_every=100))
+    assert_one_line_naming(err, run_dir / "steps.csv")
+    assert left_on(disk) == []
+
+
+def test_a_full_disk_while_checkpointing_leaves_no_checkpoint(small_disk, variants, tmp_path):
+    disk = small_disk(tmp_path / "disk")
+    fill(disk)
+    with pytest.raises(OutputError) as err:
+        train_run(variants["random"], disk / "run", RunConfig(**SHORT_RUN, checkpoint_every=1))
+    assert_one_line_naming(err, disk / "run" / "checkpoint.pt")
+    assert left_on(disk) == []
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_job_with_one_line_and_no_traceback(small_disk, tmp_path):
+    root = copy_workflow(tmp_path / "study", {"datasets": ["mnist5k"]})
+    disk = small_disk(root / "results")  # not results/datasets: Snakemake removes that
+    result = run_snakemake(root, "--cores", "1", "results/datasets/mnist5k.h5", repo=root)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if "could not write" in line]
+    assert len(lines) == 1 and "results/datasets/mnist5k.h5: No space left on device" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert left_on(disk) == []
+    assert lines[0] in (root / "logs/datasets/mnist5k.log").read_text()
+
+
+RUN = "results/runs/mnist5k/random/mlp3x512/none/seed0"
+LONG_STUDY = {
+    "datasets": ["mnist5k"],
+    "variants": {"names": ["random"]},
+    "runs": [{"models": ["mlp3x512"], "regularizers": ["none"]}],
+    # Never fits at this rate: 100 epochs of 4,000 images (~40 s on one core), a checkpoint
+    # every 5.
+    "training": {"device": "cpu", "max_epochs": 100, "models": {"mlp3x512": {"lr": 0.0005}}},
+}
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert process.poll() is None, "snakemake ended before writing " + str(path)
+        assert time.monotonic() < deadline, f"no {path} after {timeout_s} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_second_snakemake_is_locked_out_and_ctrl_c_resumes_from_the_checkpoint(tmp_path):
+    root = copy_workflow(tmp_path / "study", LONG_STUDY)
+    first = subprocess.Popen(
+        snakemake_command(root, "--cores", "1", f"{RUN}/summary.json", repo=root),
+        cwd=root,
+        env=snakemake_env(root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        wait_for(root / RUN / "checkpoint.pt", first)
+
+        second = run_snakemake(root, "--cores", "1", repo=root)
+        assert second.returncode == 1
+        assert "Directory cannot be locked" in second.stderr
+        assert "--unlock" in second.stderr
+        assert first.poll() is None, "the first snakemake must still be running"
+
+        os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert first.returncode != 0
+    assert "Terminating processes on user request" in stderr
+    # Nothing looks finished, nothing half-written stays; the checkpoint does.
+    outputs = sorted(p.name for p in (root / RUN).iterdir())
+    assert outputs == ["checkpoint.pt"], outputs
+    assert not list((root / "results").rglob("*.part"))
+
+    again = run_snakemake(root, "--cores", "1", f"{RUN}/summary.json", repo=root)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (root / "logs/runs/mnist5k/random/mlp3x512/none/seed0.log").read_text()
+    resumed = re.search(r"resuming after epoch (\d+)", log)
+    assert resumed and int(resumed[1]) % 5 == 0 and int(resumed[1]) >= 5, log[-2000:]
+    history = pd.read_csv(root / RUN / "history.csv")
+    assert history.epoch.tolist() == list(range(1, 101))
+    assert history.step.tolist() == [32 * e for e in range(1, 101)]  # 4,000 images, batch 128
+    assert not (root / RUN / "checkpoint.pt").exists()
