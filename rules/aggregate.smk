@@ -6,7 +6,7 @@ rule aggregate_runs:
         summaries=run_files("summary.json"),
         histories=run_files("history.csv"),
         steps=run_files("steps.csv"),
-        code=package_code("aggregate_runs.py"),
+        code=script_code("aggregate_runs.py"),
     output:
         runs=report(
             "results/tables/runs.csv",

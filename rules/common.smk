@@ -48,10 +48,13 @@ wildcard_constraints:
     figure="|".join(FIGURES),
 
 
-def package_code(script):
-    """The rethink modules that scripts/`script` imports. Rules list them as inputs: Snakemake
-    reruns a job when its script changes, but does not see the modules the script imports."""
-    return package_sources(Path(workflow.basedir) / "scripts" / script)
+def script_code(script):
+    """scripts/`script` and the rethink modules it imports. Rules list them as inputs, so that
+    an edit reruns the jobs that run them: Snakemake sees no imported module, and judges the
+    script by its modification time alone, which `touch`, `cp` and `git checkout` change
+    (the workflow profile turns that check off: profiles/default/config.yaml)."""
+    path = Path(workflow.basedir) / "scripts" / script
+    return [workdir_relative(path), *package_sources(path)]
 
 
 def get_archives(wildcards):

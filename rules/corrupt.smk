@@ -4,7 +4,7 @@
 rule write_variant:
     input:
         dataset="results/datasets/{dataset}.h5",
-        code=package_code("write_variant.py"),
+        code=script_code("write_variant.py"),
     output:
         "results/variants/{dataset}/{variant}.h5",
     log:

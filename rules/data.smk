@@ -20,7 +20,7 @@ rule download_archive:
 rule write_dataset:
     input:
         archives=get_archives,
-        code=package_code("write_dataset.py"),
+        code=script_code("write_dataset.py"),
     output:
         "results/datasets/{dataset}.h5",
     log:

@@ -6,7 +6,7 @@ rule plot_figure:
         runs="results/tables/runs.csv",
         histories="results/tables/histories.csv",
         steps="results/tables/steps.csv",
-        code=package_code("plot_figure.py"),
+        code=script_code("plot_figure.py"),
     output:
         png=report(
             "results/figures/{dataset}/{figure}.png",
@@ -32,7 +32,7 @@ rule write_table1:
     input:
         runs="results/tables/runs.csv",
         paper=workdir_relative(PAPER_TABLE1),
-        code=package_code("write_table1.py"),
+        code=script_code("write_table1.py"),
     output:
         csv="results/tables/{dataset}/table1.csv",
         md=report(
@@ -56,7 +56,7 @@ rule docs:
             "results/figures/{dataset}/{figure}.png", dataset=DOCS_DATASET, figure=DOCS_FIGURES
         ),
         table1=f"results/tables/{DOCS_DATASET}/table1.md",
-        code=package_code("update_docs.py"),
+        code=script_code("update_docs.py"),
     output:
         expand("docs/{figure}.png", figure=DOCS_FIGURES),
         "docs/table1.md",
@@ -73,7 +73,7 @@ rule docs:
 rule write_rademacher:
     input:
         runs="results/tables/runs.csv",
-        code=package_code("write_rademacher.py"),
+        code=script_code("write_rademacher.py"),
     output:
         csv="results/tables/{dataset}/rademacher.csv",
         md=report(

@@ -4,7 +4,7 @@
 rule kernel_fit:
     input:
         variant="results/variants/{dataset}/{variant}.h5",
-        code=package_code("kernel_fit.py"),
+        code=script_code("kernel_fit.py"),
     output:
         "results/kernels/{dataset}/{variant}.csv",
     log:
@@ -30,7 +30,7 @@ rule kernel_report:
             dataset=w.dataset,
             variant=KERNEL_VARIANTS,
         ),
-        code=package_code("kernel_report.py"),
+        code=script_code("kernel_report.py"),
     output:
         table="results/kernels/{dataset}.csv",
         png=report(

@@ -4,7 +4,7 @@
 rule theorem1:
     input:
         dataset="results/datasets/{dataset}.h5",
-        code=package_code("theorem1.py"),
+        code=script_code("theorem1.py"),
     output:
         "results/theory/{dataset}.csv",
     log:

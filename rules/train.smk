@@ -4,7 +4,7 @@
 rule train_run:
     input:
         variant="results/variants/{dataset}/{variant}.h5",
-        code=package_code("train_run.py"),
+        code=script_code("train_run.py"),
     output:
         history=f"{RUN_DIR}/history.csv",
         steps=f"{RUN_DIR}/steps.csv",

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.slow
 
 STUDY = {
     "datasets": ["mnist5k"],
-    "variants": {"names": ["true", "random"]},
-    "runs": [{"models": ["mlp1x512", "mlp3x512"], "regularizers": ["none"]}],
+    "variants": {"names": ["true", "random", "random-pixels"]},
+    "runs": [
+        {"models": ["mlp1x512", "mlp3x512"], "variants": ["true", "random"]},
+        {"models": ["mlp1x512"], "variants": ["random-pixels"]},
+    ],
     "training": {"max_epochs": 2, "train_subset": 256, "test_subset": 256},
 }
 
@@ -130,7 +133,59 @@ def test_editing_an_imported_module_reruns_the_jobs_that_import_it(study, module
     assert rules.get("write_dataset", 0) == 0
 
 
-def test_touching_an_unchanged_input_schedules_nothing(study):
-    os.utime(study / "results" / "variants" / "mnist5k" / "true.h5")
-    os.utime(study / "rethink" / "train.py")
+# Snakemake's own limit on the files whose content it compares, unless a profile raises it.
+SNAKEMAKE_CHECKSUM_LIMIT = 1_000_000
+LARGE = ["results/datasets/mnist5k.h5", "results/variants/mnist5k/random-pixels.h5"]
+
+
+def test_the_dataset_and_pixel_variants_are_larger_than_snakemakes_checksum_limit(study):
+    for path in LARGE:
+        assert (study / path).stat().st_size > 3 * SNAKEMAKE_CHECKSUM_LIMIT, path
+
+
+def test_touching_every_result_and_source_file_schedules_nothing(study):
+    files = [p for p in study.rglob("*") if p.is_file() and ".snakemake" not in p.parts]
+    assert len([p for p in files if p.parts[len(study.parts)] == "results"]) > 40
+    for path in sorted(files, reverse=True):  # inputs end up newer than the outputs
+        os.utime(path)
     assert scheduled(study) == (Counter(), [])
+
+
+def test_a_copy_of_the_checkout_that_drops_modification_times_schedules_nothing(study, tmp_path):
+    copy = tmp_path / "elsewhere"
+    subprocess.run(["cp", "-r", str(study), str(copy)], check=True)  # no -p: times are now
+    assert (copy / LARGE[0]).stat().st_mtime > (copy / "results/tables/runs.csv").stat().st_mtime
+    assert scheduled(copy) == (Counter(), [])
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
+def test_git_checkouts_that_leave_the_code_as_it_was_schedule_nothing(study):
+    (study / ".gitignore").write_text("results/\nlogs/\n.snakemake/\n")
+    (study / "NOTES.md").write_text("first\n")
+    git(study, "init", "-q", "-b", "main")
+    git(study, "add", "-A")
+    git(study, "commit", "-q", "-m", "study")
+    git(study, "checkout", "-q", "-b", "notes")  # a branch that differs in an unrelated file
+    (study / "NOTES.md").write_text("second\n")
+    git(study, "commit", "-q", "-am", "notes")
+    git(study, "checkout", "-q", "main")
+    for path in ("rethink/figures.py", "scripts/plot_figure.py"):
+        append_line(study / path, "# tried something")
+        git(study, "checkout", "--", path)  # and took it back
+    assert scheduled(study) == (Counter(), [])
+
+
+def test_a_real_change_to_a_large_dataset_reruns_what_descends_from_it(study):
+    import h5py
+
+    with h5py.File(study / LARGE[0], "r+") as f:  # one test label changes, size the same
+        f["test/labels"][0] = (f["test/labels"][0] + 1) % 10
+    rules, outputs = scheduled(study)
+    assert rules["write_dataset"] == 0 and rules["write_variant"] == 3
+    assert rules["train_run"] == 5 and rules["aggregate_runs"] == 1
