@@ -1,6 +1,6 @@
 """What a training job asks a cluster for: wall time and memory that fit its model and dataset.
 
-Only a cluster executor (`snakemake --profile profiles/slurm`) reads these; a local run ignores
+Only a cluster executor (`snakemake --profile slurm`) reads these; a local run ignores
 them. Wall time grows with the attempt: a job killed at its time limit is resubmitted with more
 and resumes from its last checkpoint, so an estimate on the short side costs one requeue, never
 the work already done.

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from rethink.cluster import training_mem_mb, training_runtime_minutes
 from rethink.config import load_study
@@ -63,3 +64,14 @@ def test_a_cifar10_sized_run_fits_in_the_memory_it_asks_for(tmp_path):
     asked_mb = training_mem_mb(DATASETS["cifar10"], CLUSTER)
     assert peak_mb < asked_mb, f"peak {peak_mb:.0f} MB, asked for {asked_mb} MB"
     print(f"peak {peak_mb:.0f} MB of the {asked_mb} MB asked for")
+
+
+def test_the_workflow_profile_changes_nothing_the_slurm_profile_sets():
+    """Snakemake reads profiles/default on every run, `--profile slurm` included, and its keys
+    override the other profile's: so it holds only keys the SLURM profile does not set, and
+    only the two that make reruns depend on content (docs/reruns.md)."""
+    default = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert set(default) == {"max-checksum-file-size", "rerun-triggers"}
+    assert not set(default) & set(slurm)
+    assert "code" not in default["rerun-triggers"] and "mtime" in default["rerun-triggers"]

@@ -99,10 +99,10 @@ def test_float_gaussian_images_go_through_the_same_path():
 
 
 def test_augment_flips_half_the_images_and_crops_at_every_offset():
-    """README: `augment` is a random crop, a horizontal flip and colour jitter. On one-channel
-    images the jitter is brightness and contrast, which the whitening undoes exactly, so every
-    output is the whitened crop of the image, or of its mirror image, at one of the 25 offsets
-    of a 28x28 window in 32x32: which one is read off."""
+    """docs/science.md: `augment` is a random crop, a horizontal flip and colour jitter. On
+    one-channel images the jitter is brightness and contrast, which the whitening undoes
+    exactly, so every output is the whitened crop of the image, or of its mirror image, at one
+    of the 25 offsets of a 28x28 window in 32x32: which one is read off."""
     image = torch.randint(0, 256, (1, 1, 32, 32), generator=torch.Generator().manual_seed(0))
     n = 1000
     out = preprocess(

@@ -1,14 +1,17 @@
-"""`snakemake --profile profiles/slurm` on a real one-node SLURM cluster on localhost.
+"""`snakemake --profile slurm` on a real one-node SLURM cluster on localhost.
 
-The study runs twice, on SLURM through the repository's profile (only the partition and account
-changed, to the test cluster's) and locally with `--cores`, and both must give the same bytes and
-numbers. One training run is made to outlast its time limit: SLURM kills it, Snakemake resubmits
-it with more time, and it resumes from its checkpoint to the uninterrupted run's results.
+The profile is installed with the README's own line, read from README.md, into a private config
+directory; the study then runs twice, on SLURM with exactly the README's `snakemake --profile
+slurm` in a checkout (only the partition and account changed in the installed profile, to the
+test cluster's) and locally with `--cores`, and both must give the same bytes and numbers. One
+training run is made to outlast its time limit: SLURM kills it, Snakemake resubmits it with more
+time, and it resumes from its checkpoint to the uninterrupted run's results.
 """
 
 import json
 import os
 import re
+import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +24,7 @@ import yaml
 from rethink.datasets import build_dataset
 from rethink.h5io import read_dataset
 from rethink.variants import make_variant
-from tests.conftest import REPO, run_snakemake
+from tests.conftest import REPO, copy_workflow, run_snakemake, snakemake_command, snakemake_env
 from tests.slurm_cluster import local_slurm_cluster, missing_programs
 
 MISSING = missing_programs()
@@ -54,25 +57,53 @@ STUDY = {
 }
 
 
-def write_profile(cluster, folder: Path) -> Path:
-    """The repository's SLURM profile with only the partition and account set to the cluster's."""
-    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+def slurm_recipe() -> list[str]:
+    """The command lines of the README's SLURM recipe, in order."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- slurm:start -->\n```\n(.*?)```\n<!-- slurm:end -->", readme, re.S)
+    return [line for line in block[1].splitlines() if line.strip()]
+
+
+def install_profile(cluster, config_home: Path) -> Path:
+    """Run the README's install line as written, in the checkout, then set the partition and
+    account in the installed copy as the README tells a user to; return the copy's config."""
+    pip, install, run = slurm_recipe()
+    assert pip == "pip install -e '.[slurm]'"  # this environment has the extra already
+    env = os.environ | {"XDG_CONFIG_HOME": str(config_home)}
+    subprocess.run(["bash", "-euo", "pipefail", "-c", install], cwd=REPO, env=env, check=True)
+    installed = config_home / "snakemake" / "slurm" / "config.yaml"
+    assert installed.read_text() == (REPO / "profiles/slurm/config.yaml").read_text()
+    profile = yaml.safe_load(installed.read_text())
     profile["default-resources"] |= {
         "slurm_partition": cluster.partition,
         "slurm_account": cluster.account,
     }
     # Speed only: poll job states every 5 s rather than after 40 s, then every 10 s.
     profile |= {"slurm-init-seconds-before-status-checks": 5, "seconds-between-status-checks": 5}
-    folder.mkdir()
-    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
-    return folder
+    installed.write_text(yaml.safe_dump(profile))
+    return installed
 
 
-def run_study(root: Path, *args: str, env: dict | None = None) -> str:
+def run_locally(root: Path) -> None:
     root.mkdir()
     (root / "config.yaml").write_text(yaml.safe_dump(STUDY))
-    result = run_snakemake(root, *args, timeout=900, env=env)
+    result = run_snakemake(root, "--cores", "1", timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
+
+
+def run_on_slurm(root: Path, env: dict) -> str:
+    """The README's last line, exactly as typed, in a checkout of the workflow."""
+    command = slurm_recipe()[-1]
+    assert command == "snakemake --profile slurm"
+    copy_workflow(root, STUDY)
+    result = subprocess.run(
+        snakemake_command(root, *shlex.split(command)[1:], repo=root),
+        cwd=root, env=snakemake_env(root, env), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert re.search(
+        r"Using profiles? slurm and workflow specific profile profiles/default", result.stderr
+    )
     return result.stderr
 
 
@@ -83,10 +114,10 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slurm")
     local, slurm = tmp / "local", tmp / "study"
     with ThreadPoolExecutor(1) as pool:  # the SLURM run mostly waits: share the CPUs
-        local_run = pool.submit(run_study, local, "--cores", "1")
+        local_run = pool.submit(run_locally, local)
         with local_slurm_cluster(tmp / "cluster", memory_mb=20000) as cluster:
-            profile = write_profile(cluster, tmp / "profile")
-            output = run_study(slurm, "--profile", str(profile), env=cluster.env)
+            install_profile(cluster, tmp / "config")
+            output = run_on_slurm(slurm, cluster.env | {"XDG_CONFIG_HOME": str(tmp / "config")})
             jobs = cluster.accounted_jobs()
         local_run.result()
     return local, slurm, output, jobs

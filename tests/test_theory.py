@@ -113,7 +113,7 @@ def test_mnist5k_random_labels_are_fitted_to_the_precision_readme_claims(mnist5k
     (row,) = table.to_dict("records")
     assert row["labels"] == "random" and row["labels_recovered"]
     assert (row["n"], row["d"], row["weights"]) == (4000, 784, 2 * 4000 + 784)
-    assert row["max_error"] <= 1e-6  # README: 1.4e-7
+    assert row["max_error"] <= 1e-6  # docs/science.md: 1.4e-7
     assert 0 < row["smallest_gap"] < 1 / 4000  # relative to the spread: ~1/n^2
     # The config's direction seed decides the direction: another seed, another; the same, the same.
     for seed, name in ((1, "seed1"), (0, "again")):
