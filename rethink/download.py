@@ -87,21 +87,20 @@ def _fetch(url: str, tmp: Path, timeout_s: float) -> dict[str, str]:
     """Stream `url` into `tmp`; return the digests of what arrived."""
     with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        received = 0
-
-        def blocks():
-            nonlocal received
-            with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-                    yield block
-
-        digests = _digests(blocks())
+        with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
+            digests = _digests(_written(response, out, bar))
+    received = tmp.stat().st_size
     if total is not None and received != total:  # urllib returns short reads silently
         raise DownloadError(f"incomplete download: received {received} of {total} bytes")
     return digests
+
+
+def _written(response, out, bar):
+    """The blocks of `response`, each written to `out` as it passes."""
+    for block in iter(lambda: response.read(1 << 20), b""):
+        out.write(block)
+        bar.update(len(block))
+        yield block
 
 
 def _reason(err: Exception) -> str:
