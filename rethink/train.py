@@ -31,7 +31,7 @@ from rethink.gpus import gpu_claimed_for, setup_device
 from rethink.h5io import read_dataset
 from rethink.models import MODELS, build_model, count_parameters
 from rethink.preprocess import preprocess
-from rethink.regularizers import parse_regularizer
+from rethink.regularizers import parse_regularizer, strength
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,14 @@ def memory_format(model: torch.nn.Module) -> torch.memory_format:
 def make_model(config: RunConfig, input_shape, n_classes: int, device) -> torch.nn.Module:
     """The run's model on `device`, seeded, in its memory format."""
     torch.manual_seed(config.seed)
-    dropout = config.dropout if "dropout" in parse_regularizer(config.regularizer) else 0.0
+    dropout = strength(config.regularizer, "dropout", config.dropout)
     model = build_model(config.model, input_shape, n_classes, dropout=dropout)
     return model.to(device, memory_format=memory_format(model))
 
 
 def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD:
     """SGD with momentum; weight decay (on every parameter) only under the `wd` regularizer."""
-    wd = config.weight_decay if "wd" in parse_regularizer(config.regularizer) else 0.0
+    wd = strength(config.regularizer, "wd", config.weight_decay)
     return torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=wd
     )

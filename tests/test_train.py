@@ -103,8 +103,13 @@ def test_same_seed_same_history_on_cpu(variants, tmp_path, model, regularizer):
 
 @pytest.mark.parametrize(
     ("regularizer", "wd", "dropout"),
-    [("none", 0.0, 0.0), ("wd", 1e-3, 0.0), ("dropout", 0.0, 0.3), ("crop+wd+dropout", 1e-3, 0.3)],
-)
+    [
+        ("none", 0.0, 0.0), ("wd", 1e-3, 0.0), ("dropout", 0.0, 0.3),
+        ("crop+wd+dropout", 1e-3, 0.3),
+        # a strength in the name wins over the configured one (Arpit et al.'s sweeps)
+        ("wd1e-4", 1e-4, 0.0), ("crop+dropout0.25", 0.0, 0.25), ("wd2e-3+dropout0.1", 2e-3, 0.1),
+    ],
+)  # fmt: skip
 def test_regularizers_switch_weight_decay_and_dropout(regularizer, wd, dropout):
     config = RunConfig("mlp3x512", regularizer=regularizer, weight_decay=1e-3, dropout=0.3)
     model = make_model(config, (1, 28, 28), 10, torch.device("cpu"))

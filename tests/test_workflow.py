@@ -49,6 +49,11 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
             "config key 'runs[0].regularizers': unknown regularizer 'wdd'",
         ),
         (
+            {"runs": [{"models": ["mlp1x512"], "regularizers": ["crop+dropout1.5"]}]},
+            "'runs[0].regularizers': regularizer 'dropout1.5' in 'crop+dropout1.5': dropout "
+            "strength '1.5' is not a number in [0, 1); write e.g. dropout0.25",
+        ),
+        (
             {"runs": [{"models": ["alexnet"]}], "training": {"crop_size": 32}},
             "'training.crop_size': 32 exceeds the 28x28 images of 'mnist5k'",
         ),
