@@ -73,6 +73,7 @@ def check_config(config: dict) -> dict:
     _check_runs(config)
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
+    _check_critical(config["training"])
     for model in config["cluster"]["minutes_per_million_images"]:
         if model != "default":
             _check_model(model, "cluster.minutes_per_million_images")
@@ -107,6 +108,22 @@ def _check_runs(config: dict) -> None:
                 parse_regularizer(name)
             except RegularizerNameError as err:
                 raise ConfigError(f"config key '{key}.regularizers': {err}") from None
+
+
+def _check_critical(training: dict) -> None:
+    """Critical samples are stored in the per-example record: they need it on."""
+    if training["record_examples"]:
+        return
+    wanting = {"training": training["critical_examples"]} | {
+        f"training.models.{m}": o.get("critical_examples", 0) for m, o in training["models"].items()
+    }
+    for key, examples in wanting.items():
+        if examples:
+            raise ConfigError(
+                f"config key '{key}.critical_examples': {examples} critical samples need "
+                "training.record_examples: true (they are stored in examples.h5); set it, or "
+                "set critical_examples to 0"
+            )
 
 
 def _check_model(name: str, key: str) -> None:

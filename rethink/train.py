@@ -26,9 +26,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rethink.critical import Lass, critical_samples, is_probe_epoch
 from rethink.files import atomic_path, write_together
 from rethink.gpus import gpu_claimed_for, setup_device
 from rethink.h5io import read_dataset
+from rethink.memorization import EXAMPLES_FILE, ExampleRecord
+from rethink.memorization import margins as example_margins
 from rethink.models import MODELS, build_model, count_parameters
 from rethink.preprocess import preprocess
 from rethink.regularizers import parse_regularizer, strength
@@ -62,6 +65,14 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:1, ...
     threads: int = 1  # torch CPU threads (Snakemake passes the job's `threads`)
     deterministic: bool = True  # on CUDA: deterministic kernels, no cuDNN autotuner (slower)
+    record_examples: bool = False  # examples.h5: every example's fate at every epoch
+    # Critical samples (rethink.critical) of this many test and as many training images, at
+    # epochs 1, 2, 4, ... and the last; 0: none. Needs record_examples (they go in its file).
+    critical_examples: int = 0
+    critical_radius: float = 0.3  # LASS on the 0-255 pixel scale: box half-width r,
+    critical_step: float = 0.25  # signed-gradient step alpha,
+    critical_noise: float = 0.2  # noise standard deviation beta,
+    critical_iterations: int = 100  # and iteration cap (Arpit et al. 2017)
 
     # Fields that change how a run executes but not what it computes.
     RUNTIME_ONLY = ("checkpoint_every", "keep_checkpoint", "device", "threads", "deterministic")
@@ -69,6 +80,14 @@ class RunConfig:
     def __post_init__(self):
         if self.lr is None:
             self.lr = MODELS[self.model].lr
+        if self.critical_examples and not self.record_examples:
+            raise ValueError("critical_examples needs record_examples: the CSR goes in its file")
+
+    def lass(self) -> Lass:
+        return Lass(
+            self.critical_radius, self.critical_step, self.critical_noise,
+            self.critical_iterations,
+        )  # fmt: skip
 
     def determining_fields(self) -> dict:
         """Everything that determines the run's numbers (Snakemake reruns a run when it changes)."""
@@ -87,6 +106,7 @@ class DeviceData:
     train_images: torch.Tensor  # raw (uint8 or float32), for batch-wise augmentation
     train_labels: torch.Tensor
     train_inputs: torch.Tensor  # preprocessed with the center crop: evaluation, plain training
+    test_images: torch.Tensor  # raw, for the critical-sample search
     test_inputs: torch.Tensor
     test_labels: torch.Tensor
     n_classes: int
@@ -140,14 +160,19 @@ def load_data(path: str | os.PathLike, config: RunConfig, device: torch.device) 
         train_images=train_raw,
         train_labels=torch.from_numpy(dataset.train.labels[train]).to(device),
         train_inputs=inputs(train_raw),
+        test_images=test_raw,
         test_inputs=inputs(test_raw),
         test_labels=torch.from_numpy(dataset.test.labels[test]).to(device),
         n_classes=len(dataset.classes),
     )
 
 
-def train_epoch(model, optimizer, data: DeviceData, config: RunConfig, gen) -> torch.Tensor:
-    """One pass over the training set in a random order; returns the loss of every step."""
+def train_epoch(
+    model, optimizer, data: DeviceData, config: RunConfig, gen, hits: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One pass over the training set in a random order; returns the loss of every step. With
+    `hits` (one bool per training example), records whether each example's minibatch
+    classified it correctly before the update (Toneva et al.'s presentations)."""
     regularizers = parse_regularizer(config.regularizer)
     crop, augment = "crop" in regularizers, "augment" in regularizers
     model.train()
@@ -160,7 +185,10 @@ def train_epoch(model, optimizer, data: DeviceData, config: RunConfig, gen) -> t
             )
         else:
             x = data.train_inputs[batch]
-        loss = F.cross_entropy(model(x), data.train_labels[batch])
+        logits = model(x)
+        loss = F.cross_entropy(logits, data.train_labels[batch])
+        if hits is not None:
+            hits[batch] = logits.detach().argmax(dim=1) == data.train_labels[batch]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -168,36 +196,58 @@ def train_epoch(model, optimizer, data: DeviceData, config: RunConfig, gen) -> t
     return torch.stack(losses).cpu()
 
 
+@dataclass
+class Evaluation:
+    """An eval-mode pass over a split: its mean loss and correct count, and per example the
+    predicted class, loss and margin (rethink.memorization)."""
+
+    loss: float
+    correct: int
+    predictions: torch.Tensor
+    losses: torch.Tensor
+    margins: torch.Tensor
+
+
 @torch.inference_mode()
-def evaluate(model, inputs, labels, batch_size: int) -> tuple[float, int]:
-    """Mean loss and number of correct predictions, in eval mode."""
+def evaluate(model, inputs, labels, batch_size: int) -> Evaluation:
+    """Every example's prediction, loss and margin, in eval mode."""
     model.eval()
-    loss = torch.zeros((), dtype=torch.float64, device=labels.device)
-    correct = torch.zeros((), dtype=torch.int64, device=labels.device)
+    predictions, losses, margins = [], [], []
     for x, y in zip(inputs.split(batch_size), labels.split(batch_size), strict=True):
         logits = model(x)
-        loss += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(dim=1) == y).sum()
-    return loss.item() / len(labels), int(correct)  # one device sync per evaluation
+        predictions.append(logits.argmax(dim=1))
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
+        margins.append(example_margins(logits, y))
+    predictions, losses = torch.cat(predictions), torch.cat(losses)
+    totals = torch.stack([losses.sum(dtype=torch.float64), (predictions == labels).sum().double()])
+    loss, correct = totals.tolist()  # one device sync per evaluation
+    return Evaluation(loss / len(labels), int(correct), predictions, losses, torch.cat(margins))
 
 
-def train_run(variant_path: str, run_dir: str, config: RunConfig) -> dict:
-    """Train one run; write history.csv, steps.csv and summary.json to `run_dir`. On a machine
-    with several GPUs, the run claims one of its own first (rethink.gpus)."""
+def train_run(
+    variant_path: str, run_dir: str, config: RunConfig, source_path: str | None = None
+) -> dict:
+    """Train one run; write history.csv, steps.csv and summary.json to `run_dir`, and with
+    `config.record_examples` examples.h5, for which `source_path` names the dataset file the
+    variant was made from (its original labels). On a machine with several GPUs, the run
+    claims one of its own first (rethink.gpus)."""
     with gpu_claimed_for(config.device):
-        return _train(variant_path, Path(run_dir), config)
+        return _train(variant_path, Path(run_dir), config, source_path)
 
 
-def _train(variant_path: str, run_dir: Path, config: RunConfig) -> dict:
+def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     device = setup_device(config.device, config.threads, config.deterministic)
     data = load_data(variant_path, config, device)
+    labels = example_labels(variant_path, source_path, config) if config.record_examples else None
 
     def fresh_start():
         model = make_model(config, data.train_inputs.shape[1:], data.n_classes, device)
         gen = torch.Generator(device=device)
         gen.manual_seed(config.seed)
         state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False}
+        if config.record_examples:
+            state["examples"] = ExampleRecord().state()
         return model, make_optimizer(config, model), gen, state
 
     model, optimizer, gen, state = fresh_start()
@@ -211,6 +261,24 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig) -> dict:
             state = resumed
 
     n_train, n_test = len(data.train_labels), len(data.test_labels)
+    record = ExampleRecord.from_state(state["examples"]) if config.record_examples else None
+    hits = torch.zeros(n_train, dtype=torch.bool, device=device) if record else None
+    critical_sets = critical_set_indices(labels[2], n_test, config) if record else None
+
+    def probe_critical():
+        """CSR of the fixed sets at this epoch, with noise seeded by (seed, epoch)."""
+        gen = torch.Generator(device=device)
+        gen.manual_seed(config.seed * 1_000_003 + state["epoch"])
+        found = {
+            name: critical_samples(
+                model, images[torch.as_tensor(critical_sets[name], device=device)],
+                config.lass(), lambda x: preprocess(x, config.crop_size), gen,
+                config.eval_batch_size,
+            )
+            for name, images in (("test", data.test_images), ("train", data.train_images))
+        }  # fmt: skip
+        record.add_critical(state["epoch"], found["test"], found["train"])
+
     log.info(
         "%s: %s (%d parameters) on %s, %d train / %d test images, config %s",
         run_dir, config.model, count_parameters(model), device, n_train, n_test,
@@ -225,37 +293,72 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig) -> dict:
         lr = config.lr * config.lr_decay ** state["epoch"]
         for group in optimizer.param_groups:
             group["lr"] = lr
-        state["step_losses"] += train_epoch(model, optimizer, data, config, gen).tolist()
-        train_loss, train_correct = evaluate(
-            model, data.train_inputs, data.train_labels, config.eval_batch_size
-        )
-        test_loss, test_correct = evaluate(
-            model, data.test_inputs, data.test_labels, config.eval_batch_size
-        )
+        state["step_losses"] += train_epoch(model, optimizer, data, config, gen, hits).tolist()
+        train = evaluate(model, data.train_inputs, data.train_labels, config.eval_batch_size)
+        test = evaluate(model, data.test_inputs, data.test_labels, config.eval_batch_size)
+        if record is not None:
+            record.add_epoch(train.predictions, train.losses, train.margins, hits)
         state["epoch"] += 1
-        state["fitted"] = train_correct == n_train
+        if config.critical_examples and is_probe_epoch(state["epoch"]):
+            probe_critical()
+        state["fitted"] = train.correct == n_train
         state["seconds"] = time.perf_counter() - started
         row = [
-            state["epoch"], len(state["step_losses"]), lr, train_loss, train_correct / n_train,
-            test_loss, test_correct / n_test, state["seconds"],
+            state["epoch"], len(state["step_losses"]), lr, train.loss, train.correct / n_train,
+            test.loss, test.correct / n_test, state["seconds"],
         ]  # fmt: skip
         state["history"].append(row)
         bar.set_postfix(train_acc=f"{row[4]:.4f}", test_acc=f"{row[6]:.4f}", refresh=False)
         bar.update()
-        if not math.isfinite(train_loss):
+        if not math.isfinite(train.loss):
             log.warning("%s: training loss diverged at epoch %d", run_dir, state["epoch"])
             break
         if state["epoch"] % config.checkpoint_every == 0 and not state["fitted"]:
             _save_checkpoint(checkpoint, config, model, optimizer, gen, state)
     bar.close()
+    if config.critical_examples and record.critical_epochs[-1:] != [state["epoch"]]:
+        probe_critical()  # and at the last epoch
 
-    summary = _write_outputs(run_dir, config, state, model, device)
+    examples = None
+    if record is not None:
+
+        def examples(tmp):
+            record.write(tmp, *labels, critical_sets if config.critical_examples else None)
+
+    summary = _write_outputs(run_dir, config, state, model, device, examples)
     if not config.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
     return summary
 
 
-def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device) -> dict:
+def example_labels(variant_path, source_path, config: RunConfig) -> tuple:
+    """Each training example's assigned label (the variant's), original label (the source
+    dataset's) and corrupted flag. Where the variant's classes are not the dataset's
+    (`rademacher{k}`: random signs), every label is replaced, so every example is corrupted."""
+    if source_path is None:
+        raise ValueError("record_examples needs source_path, the variant's source dataset")
+    variant, source = read_dataset(variant_path), read_dataset(source_path)
+    train = slice(config.train_subset)
+    assigned, original = variant.train.labels[train], source.train.labels[train]
+    if variant.classes != source.classes:
+        return assigned, original, np.ones(len(assigned), bool)
+    return assigned, original, assigned != original
+
+
+def critical_set_indices(corrupted: np.ndarray, n_test: int, config: RunConfig) -> dict:
+    """The fixed images whose CSR a run measures: the first `critical_examples` test images,
+    and as many training images, half the first clean and half the first corrupted ones where
+    both exist, else the first ones."""
+    k = config.critical_examples
+    clean, noisy = np.flatnonzero(~corrupted), np.flatnonzero(corrupted)
+    if len(clean) and len(noisy):
+        train = np.concatenate([clean[: k - k // 2], noisy[: k // 2]])
+    else:
+        train = np.arange(min(k, len(corrupted)))
+    return {"test": np.arange(min(k, n_test)), "train": np.sort(train)}
+
+
+def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device, examples) -> dict:
     history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
     losses = torch.tensor(state["step_losses"], dtype=torch.float64)
     block = config.loss_block_steps
@@ -281,12 +384,17 @@ def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device)
         "config_hash": config.config_hash(),
         "config": dataclasses.asdict(config),
     }
-    # All three or none; summary.json last: its presence means the run finished.
-    write_together({
+    # All or none; summary.json last: its presence means the run finished.
+    writers = {
         run_dir / "history.csv": lambda tmp: history.to_csv(tmp, index=False),
         run_dir / "steps.csv": lambda tmp: steps.to_csv(tmp, index=False),
-        run_dir / "summary.json": lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"),
-    })  # fmt: skip
+    }
+    if examples is not None:
+        writers[run_dir / EXAMPLES_FILE] = examples
+    writers[run_dir / "summary.json"] = lambda tmp: tmp.write_text(
+        json.dumps(summary, indent=2) + "\n"
+    )
+    write_together(writers)
     log.info(
         "%s: %s after %d epochs (%d steps, %.1f s): train %.4f, test %.4f",
         run_dir, "fitted" if fitted else "NOT fitted", summary["epochs"], summary["steps"],

@@ -21,3 +21,26 @@ rule aggregate_runs:
         "../envs/figures.yaml"
     script:
         "../scripts/aggregate_runs.py"
+
+
+rule memorization_tables:
+    input:
+        records=lambda w: run_files(EXAMPLES_FILE, dataset=w.dataset),
+        code=script_code("write_memorization_tables.py"),
+    output:
+        examples="results/tables/{dataset}/memorization-examples.csv",
+        epochs="results/tables/{dataset}/memorization-epochs.csv",
+        critical="results/tables/{dataset}/critical-samples.csv",
+        consistency="results/tables/{dataset}/consistency.csv",
+        consistency_md=report(
+            "results/tables/{dataset}/consistency.md",
+            caption="../report/consistency.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/tables/{dataset}/memorization.log",
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/write_memorization_tables.py"

@@ -19,6 +19,7 @@ from rethink.config import (
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
 from rethink.kernel_report import KERNEL_FIGURE
+from rethink.memorization import EXAMPLES_FILE
 from rethink.models import MODELS
 from rethink.rademacher import rademacher_runs
 from rethink.sources import package_sources, workdir_relative
@@ -34,6 +35,9 @@ except WorkflowError as err:  # raised while handling jsonschema's ValidationErr
 check_config(config)
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
 RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
+# examples.h5, when the study records every example's fate (training.record_examples)
+RECORD_EXAMPLES = config["training"]["record_examples"]
+RUN_EXAMPLES = {"examples": f"{RUN_DIR}/{EXAMPLES_FILE}"} if RECORD_EXAMPLES else {}
 # The label variants (true, corrupt{p}, random) get a Gaussian-kernel interpolation each.
 KERNEL_VARIANTS = [v for v in config["variants"]["names"] if not math.isnan(label_corruption(v))]
 
@@ -60,6 +64,11 @@ def script_code(script):
 def get_archives(wildcards):
     """The downloaded files dataset `wildcards.dataset` is built from (none for mnist5k)."""
     return [f"{ARCHIVE_DIR}/{archive.filename}" for archive in DATASETS[wildcards.dataset].archives]
+
+
+def get_run_source(wildcards):
+    """The dataset a run's variant was made from: its original labels, for examples.h5."""
+    return f"results/datasets/{wildcards.dataset}.h5" if RECORD_EXAMPLES else []
 
 
 def get_run_params(wildcards):
@@ -91,9 +100,10 @@ def get_run_priority(wildcards):
     return 2 * (len(order) - rank) + (wildcards.variant != "true")
 
 
-def run_files(name):
-    """One file of every planned run, e.g. run_files("summary.json")."""
-    return [f"{RUN_DIR}/{name}".format(**row) for row in RUNS.to_dict("records")]
+def run_files(name, dataset=None):
+    """One file of every planned run (of `dataset`, if given), e.g. run_files("summary.json")."""
+    runs = RUNS if dataset is None else RUNS[RUNS.dataset == dataset]
+    return [f"{RUN_DIR}/{name}".format(**row) for row in runs.to_dict("records")]
 
 
 EXTS = ["png", "pdf", "csv"]  # every figure is drawn twice and saved as its tidy data
@@ -119,6 +129,13 @@ def get_final_outputs():
             outputs += expand("results/figures/{d}/{f}.{ext}", d=dataset, f=figure, ext=EXTS)
         if not rademacher_runs(runs).empty:
             outputs += expand("results/tables/{d}/rademacher.{ext}", d=dataset, ext=["csv", "md"])
+        if RECORD_EXAMPLES:
+            outputs += expand(
+                "results/tables/{d}/{t}.csv",
+                d=dataset,
+                t=["memorization-examples", "memorization-epochs", "critical-samples", "consistency"],
+            )
+            outputs.append(f"results/tables/{dataset}/consistency.md")
         if not table1_runs(runs).empty:
             outputs += expand(
                 "results/tables/{d}/table1.{ext}", d=dataset, ext=["csv", "md", "tex"]

@@ -4,11 +4,13 @@
 rule train_run:
     input:
         variant="results/variants/{dataset}/{variant}.h5",
+        source=get_run_source,
         code=script_code("train_run.py"),
     output:
         history=f"{RUN_DIR}/history.csv",
         steps=f"{RUN_DIR}/steps.csv",
         summary=f"{RUN_DIR}/summary.json",
+        **RUN_EXAMPLES,
     log:
         "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
     benchmark:

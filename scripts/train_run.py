@@ -14,4 +14,5 @@ run_job(
     variant_path=snakemake.input.variant,
     run_dir=Path(snakemake.output.summary).parent,
     config=config,
+    source_path=snakemake.input.get("source") or None,
 )

@@ -102,3 +102,11 @@ def run_snakemake(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def source_dataset(mnist5k, tmp_path_factory) -> Path:
+    """mnist5k as a dataset file: the source of the `variants` (their original labels)."""
+    path = tmp_path_factory.mktemp("datasets") / "mnist5k.h5"
+    write_dataset(path, mnist5k)
+    return path

@@ -131,15 +131,20 @@ RESUMABLE = """
 import logging, sys
 from rethink.train import RunConfig, train_run
 logging.basicConfig(level=logging.INFO)
-config = RunConfig("mlp1x512", train_subset=1000, max_epochs=40, checkpoint_every=2, device="cpu")
-train_run(sys.argv[1], sys.argv[2], config)
+config = RunConfig(
+    "mlp1x512", train_subset=1000, max_epochs=40, checkpoint_every=2, device="cpu",
+    record_examples=True,
+)
+train_run(sys.argv[1], sys.argv[3], config, source_path=sys.argv[2])
 """
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_history(variants, tmp_path):
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_history(
+    variants, source_dataset, tmp_path
+):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    command = [sys.executable, "-c", RESUMABLE, str(variants["random"])]
+    command = [sys.executable, "-c", RESUMABLE, str(variants["random"]), str(source_dataset)]
     subprocess.run([*command, str(whole)], check=True, capture_output=True)
 
     process = subprocess.Popen([*command, str(killed)], stderr=subprocess.DEVNULL)
@@ -157,6 +162,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_history(variants
     history = history_without_time(killed)
     pd.testing.assert_frame_equal(history, history_without_time(whole))
     assert (killed / "steps.csv").read_text() == (whole / "steps.csv").read_text()
+    # and the same per-example record, byte for byte
+    assert (killed / "examples.h5").read_bytes() == (whole / "examples.h5").read_bytes()
     assert not checkpoint.exists()  # removed once the run completed
     # Anchors independent of both runs, so that a bug they share cannot pass: 40 epochs of 8
     # steps (1,000 images, batch 128) at 0.01 x 0.95^(epoch - 1), learning all along.

@@ -71,6 +71,11 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
         ),
         ({"training": {"device": "gpu"}}, "config key 'training.device': 'gpu' does not match"),
         (
+            {"training": {"record_examples": False, "critical_examples": 50}},
+            "config key 'training.critical_examples': 50 critical samples need "
+            "training.record_examples: true",
+        ),
+        (
             {"cluster": {"minutes_per_million_images": {"alexnett": 2}}},
             "config key 'cluster.minutes_per_million_images': unknown model 'alexnett'",
         ),
