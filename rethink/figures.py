@@ -45,7 +45,7 @@ FIG1A_VARIANTS = ["true", "random", "shuffled-pixels", "random-pixels", "gaussia
 MODEL_ORDER = ["inception", "inception-nobn", "alexnet", "mlp3x512", "mlp1x512"]
 
 
-def _models(data: pd.DataFrame) -> list[str]:
+def ordered_models(data: pd.DataFrame) -> list[str]:
     present = list(data.model.unique())
     return [m for m in MODEL_ORDER if m in present] + sorted(set(present) - set(MODEL_ORDER))
 
@@ -56,7 +56,7 @@ def fig1a(tables: Tables):
         (tables.steps.regularizer == "none") & tables.steps.variant.isin(FIG1A_VARIANTS)
     ].copy()
     data["thousand_steps"] = data.step / 1000
-    models = _models(data)
+    models = ordered_models(data)
     grid = sns.relplot(
         data, x="thousand_steps", y="train_loss", hue="variant", col="model",
         hue_order=[v for v in FIG1A_VARIANTS if v in set(data.variant)], col_order=models,
@@ -84,7 +84,7 @@ def fig1b(tables: Tables):
     runs["relative_time_to_overfit"] = runs.steps_to_fit / runs.model.map(true_steps)
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     sns.lineplot(
-        runs, x="p", y="relative_time_to_overfit", hue="model", hue_order=_models(runs),
+        runs, x="p", y="relative_time_to_overfit", hue="model", hue_order=ordered_models(runs),
         marker="o", errorbar=ci95, ax=ax,
     )  # fmt: skip
     ax.set(xlabel="label corruption p", ylabel="time to overfit / true labels")
@@ -106,7 +106,7 @@ def fig1c(tables: Tables):
     runs["test_error"] = 1 - runs.test_acc
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     sns.lineplot(
-        runs, x="p", y="test_error", hue="model", hue_order=_models(runs), marker="o",
+        runs, x="p", y="test_error", hue="model", hue_order=ordered_models(runs), marker="o",
         errorbar=ci95, ax=ax,
     )  # fmt: skip
     ax.axhline(0.9, color="grey", linestyle=":", label="chance (10 classes)")
@@ -138,8 +138,8 @@ def random_labels_regularizers(tables: Tables):
     runs = tables.runs[tables.runs.variant == "random"]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     sns.barplot(
-        runs, x="model", y="train_acc", hue="regularizer", order=_models(runs), errorbar=ci95,
-        ax=ax,
+        runs, x="model", y="train_acc", hue="regularizer", order=ordered_models(runs),
+        errorbar=ci95, ax=ax,
     )  # fmt: skip
     ax.set(xlabel="", ylabel="training accuracy on random labels", ylim=(0, 1.05))
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1))

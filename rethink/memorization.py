@@ -4,7 +4,7 @@ A run with `record_examples` keeps, for every epoch and every training example, 
 class, loss and margin of the eval-mode pass that measures training accuracy (no extra pass), and
 whether the example's minibatch classified it correctly before the update (Toneva's
 presentations). `examples.h5` in the run directory holds them with each example's assigned label,
-original label and corrupted flag. The measures below are computed from that record.
+original label and corrupted flag; rethink.memorization_tables derives the measures.
 """
 
 import os
@@ -83,31 +83,3 @@ def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     own = logits.gather(1, labels[:, None])[:, 0]
     others = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
     return own - others
-
-
-def first_learned(correct: np.ndarray) -> np.ndarray:
-    """Per example, the first epoch (1-based) at which it is classified correctly; 0 if never.
-    `correct`: epochs x examples."""
-    correct = np.asarray(correct, bool)
-    return np.where(correct.any(axis=0), correct.argmax(axis=0) + 1, 0)
-
-
-def learned_for_good(correct: np.ndarray) -> np.ndarray:
-    """Per example, the epoch from which it stays correct to the last one; 0 if it is wrong at
-    the last epoch."""
-    correct = np.asarray(correct, bool)
-    wrong_after = np.flip(np.logical_or.accumulate(np.flip(~correct, axis=0), axis=0), axis=0)
-    # an example is learned for good at epoch e when no epoch from e on is wrong
-    return first_learned(~wrong_after)
-
-
-def forgetting_events(presented_correct: np.ndarray) -> np.ndarray:
-    """Per example, how often it went from correct at one presentation to wrong at the next."""
-    hits = np.asarray(presented_correct, bool)
-    return (hits[:-1] & ~hits[1:]).sum(axis=0)
-
-
-def never_learned(presented_correct: np.ndarray) -> np.ndarray:
-    """Per example, whether no presentation classified it correctly (Toneva: maximally
-    forgettable)."""
-    return ~np.asarray(presented_correct, bool).any(axis=0)

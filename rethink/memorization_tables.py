@@ -19,7 +19,6 @@ import pandas as pd
 
 from rethink.aggregate import KEYS, run_keys
 from rethink.files import atomic_path
-from rethink.memorization import first_learned, forgetting_events, learned_for_good, never_learned
 
 GROUP = ["dataset", "variant", "model", "regularizer"]
 
@@ -166,3 +165,31 @@ def _mean(values: np.ndarray) -> np.ndarray:
 def _with_keys(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     keys = run_keys(Path(path).parent)
     return pd.concat([pd.DataFrame({k: [keys[k]] * len(table) for k in KEYS}), table], axis=1)
+
+
+def first_learned(correct: np.ndarray) -> np.ndarray:
+    """Per example, the first epoch (1-based) at which it is classified correctly; 0 if never.
+    `correct`: epochs x examples."""
+    correct = np.asarray(correct, bool)
+    return np.where(correct.any(axis=0), correct.argmax(axis=0) + 1, 0)
+
+
+def learned_for_good(correct: np.ndarray) -> np.ndarray:
+    """Per example, the epoch from which it stays correct to the last one; 0 if it is wrong at
+    the last epoch."""
+    correct = np.asarray(correct, bool)
+    wrong_after = np.flip(np.logical_or.accumulate(np.flip(~correct, axis=0), axis=0), axis=0)
+    # an example is learned for good at epoch e when no epoch from e on is wrong
+    return first_learned(~wrong_after)
+
+
+def forgetting_events(presented_correct: np.ndarray) -> np.ndarray:
+    """Per example, how often it went from correct at one presentation to wrong at the next."""
+    hits = np.asarray(presented_correct, bool)
+    return (hits[:-1] & ~hits[1:]).sum(axis=0)
+
+
+def never_learned(presented_correct: np.ndarray) -> np.ndarray:
+    """Per example, whether no presentation classified it correctly (Toneva: maximally
+    forgettable)."""
+    return ~np.asarray(presented_correct, bool).any(axis=0)

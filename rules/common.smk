@@ -20,6 +20,7 @@ from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
 from rethink.kernel_report import KERNEL_FIGURE
 from rethink.memorization import EXAMPLES_FILE
+from rethink.memorization_figures import MEMORIZATION_FIGURES, drawable_memorization_figures
 from rethink.models import MODELS
 from rethink.rademacher import rademacher_runs
 from rethink.sources import package_sources, workdir_relative
@@ -38,6 +39,10 @@ RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
 # examples.h5, when the study records every example's fate (training.record_examples)
 RECORD_EXAMPLES = config["training"]["record_examples"]
 RUN_EXAMPLES = {"examples": f"{RUN_DIR}/{EXAMPLES_FILE}"} if RECORD_EXAMPLES else {}
+# whether any run measures critical samples (training.critical_examples, per model too)
+CRITICAL_MEASURED = RECORD_EXAMPLES and any(
+    run_config(config, m, "none", 0).critical_examples for m in RUNS.model.unique()
+)
 # The label variants (true, corrupt{p}, random) get a Gaussian-kernel interpolation each.
 KERNEL_VARIANTS = [v for v in config["variants"]["names"] if not math.isnan(label_corruption(v))]
 
@@ -49,7 +54,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     regularizer="|".join(re.escape(r) for r in RUNS.regularizer.unique()) or "none",
     seed=r"\d+",
-    figure="|".join(FIGURES),
+    figure="|".join([*FIGURES, *MEMORIZATION_FIGURES]),
 
 
 def script_code(script):
@@ -136,6 +141,8 @@ def get_final_outputs():
                 t=["memorization-examples", "memorization-epochs", "critical-samples", "consistency"],
             )
             outputs.append(f"results/tables/{dataset}/consistency.md")
+            for figure in drawable_memorization_figures(runs, CRITICAL_MEASURED):
+                outputs += expand("results/figures/{d}/{f}.{ext}", d=dataset, f=figure, ext=EXTS)
         if not table1_runs(runs).empty:
             outputs += expand(
                 "results/tables/{d}/table1.{ext}", d=dataset, ext=["csv", "md", "tex"]

@@ -2,6 +2,8 @@
 
 
 rule plot_figure:
+    wildcard_constraints:
+        figure="|".join(FIGURES),
     input:
         runs="results/tables/runs.csv",
         histories="results/tables/histories.csv",
@@ -88,3 +90,34 @@ rule write_rademacher:
         "../envs/figures.yaml"
     script:
         "../scripts/write_rademacher.py"
+
+
+rule plot_memorization_figure:
+    wildcard_constraints:
+        figure="|".join(MEMORIZATION_FIGURES),
+    input:
+        runs="results/tables/runs.csv",
+        histories="results/tables/histories.csv",
+        epochs="results/tables/{dataset}/memorization-epochs.csv",
+        examples="results/tables/{dataset}/memorization-examples.csv",
+        critical="results/tables/{dataset}/critical-samples.csv",
+        code=script_code("plot_memorization_figure.py"),
+    output:
+        png=report(
+            "results/figures/{dataset}/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "{figure}"},
+        ),
+        pdf="results/figures/{dataset}/{figure}.pdf",
+        csv="results/figures/{dataset}/{figure}.csv",
+    log:
+        "logs/figures/{dataset}/{figure}.log",
+    conda:
+        "../envs/figures.yaml"
+    params:
+        caption=lambda w: MEMORIZATION_FIGURES[w.figure].caption,
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/plot_memorization_figure.py"

@@ -8,18 +8,22 @@ import pandas as pd
 import pytest
 import torch
 
+from rethink.aggregate import collect_curves, collect_runs
+from rethink.figures import figure_paths
 from rethink.h5io import read_dataset, write_dataset
-from rethink.memorization import (
-    EXAMPLES_FILE,
-    first_learned,
-    forgetting_events,
-    learned_for_good,
-    margins,
-    never_learned,
+from rethink.memorization import EXAMPLES_FILE, margins
+from rethink.memorization_figures import (
+    MEMORIZATION_FIGURES,
+    MemorizationTables,
+    write_memorization_figure,
 )
 from rethink.memorization_tables import (
     consistency_table,
     example_table,
+    first_learned,
+    forgetting_events,
+    learned_for_good,
+    never_learned,
     write_memorization_tables,
 )
 from rethink.train import RunConfig, train_run
@@ -160,23 +164,38 @@ def test_random_signs_count_every_example_as_corrupted(mnist5k, source_dataset, 
 
 
 @pytest.fixture(scope="module")
-def two_seeds(corrupted_variant, source_dataset, tmp_path_factory):
-    """Two seeds of one recorded run, in the workflow's run directories."""
-    root = tmp_path_factory.mktemp("study") / "results/runs/mnist5k/corrupt0.4/mlp1x512/dropout"
-    for seed in (0, 1):
-        config = RunConfig(**(RECORDED | {"seed": seed}))
-        train_run(corrupted_variant, root / f"seed{seed}", config, source_dataset)
-    return [root / f"seed{seed}" / EXAMPLES_FILE for seed in (0, 1)]
+def study_runs(corrupted_variant, source_dataset, tmp_path_factory):
+    """Recorded runs in the workflow's run directories: two seeds under dropout, one without."""
+    root = tmp_path_factory.mktemp("study") / "results/runs/mnist5k/corrupt0.4/mlp1x512"
+    dirs = [root / "dropout/seed0", root / "dropout/seed1", root / "none/seed0"]
+    for run_dir in dirs:
+        seed, regularizer = int(run_dir.name[-1]), run_dir.parent.name
+        config = RunConfig(**(RECORDED | {"seed": seed, "regularizer": regularizer}))
+        train_run(corrupted_variant, run_dir, config, source_dataset)
+    return dirs
 
 
 @pytest.fixture(scope="module")
-def tables(two_seeds, tmp_path_factory):
+def two_seeds(study_runs):
+    """The examples.h5 of the two dropout seeds."""
+    return [run_dir / EXAMPLES_FILE for run_dir in study_runs[:2]]
+
+
+@pytest.fixture(scope="module")
+def table_paths(study_runs, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("tables")
     names = ("examples", "epochs", "critical", "consistency")
     out = {name: out_dir / f"{name}.csv" for name in names}
     out["consistency_md"] = out_dir / "consistency.md"
-    write_memorization_tables([str(p) for p in two_seeds], out)
-    return {name: pd.read_csv(path) for name, path in out.items() if name != "consistency_md"}
+    write_memorization_tables([str(d / EXAMPLES_FILE) for d in study_runs], out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables(table_paths):
+    """The tables of the dropout runs."""
+    tables = {name: pd.read_csv(p) for name, p in table_paths.items() if name != "consistency_md"}
+    return {name: t[t.regularizer == "dropout"] for name, t in tables.items()}
 
 
 def test_the_example_table_recomputes_from_the_raw_record(tables, two_seeds):
@@ -256,3 +275,27 @@ def test_the_critical_table_splits_clean_and_corrupted_training_images(tables, t
     assert (critical.groupby("set").examined.first() == [20, 10, 10]).all()
     test = critical[critical.set == "test"].set_index("epoch").csr
     np.testing.assert_allclose(test.to_numpy(), record["critical/test"].mean(axis=1))
+
+
+@pytest.mark.parametrize("figure", list(MEMORIZATION_FIGURES))
+def test_each_memorization_figure_is_drawn_with_its_data(figure, study_runs, table_paths, tmp_path):
+    summaries = [str(d / "summary.json") for d in study_runs]
+    histories = [str(d / "history.csv") for d in study_runs]
+    runs, curves = tmp_path / "runs.csv", tmp_path / "histories.csv"
+    collect_runs(summaries).to_csv(runs, index=False)
+    collect_curves(histories).to_csv(curves, index=False)
+    tables = MemorizationTables.read(
+        "mnist5k", runs=runs, histories=curves, epochs=table_paths["epochs"],
+        examples=table_paths["examples"], critical=table_paths["critical"],
+    )  # fmt: skip
+    out = figure_paths(tmp_path / "figures", "mnist5k", figure)
+    write_memorization_figure(figure, tables, "mnist5k", out, dpi=50)
+    assert out["png"].stat().st_size > 5000 and out["pdf"].exists()
+    data = pd.read_csv(out["csv"])
+    assert len(data) > 0 and set(data.model) == {"mlp1x512"}
+    if figure == "regularizers-vs-memorization":
+        assert sorted(data.regularizer) == ["dropout", "dropout", "none"]
+    if figure == "memorization-order":
+        assert set(data.measure) == {
+            "clean examples fitted", "corrupted examples fitted", "test accuracy"
+        }  # fmt: skip

@@ -110,6 +110,7 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
 def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row():
     from rethink.config import load_study, run_table
     from rethink.figures import drawable_figures
+    from rethink.memorization_figures import MEMORIZATION_FIGURES, drawable_memorization_figures
     from rethink.models import MODELS
     from rethink.rademacher import rademacher_runs
     from rethink.table1 import table1_runs
@@ -118,7 +119,13 @@ def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row(
     runs = run_table(config)
     assert set(table1_runs(runs).model) == set(MODELS)
     assert drawable_figures(runs) == list(FIGURES)
+    assert drawable_memorization_figures(runs, critical_measured=True) == list(MEMORIZATION_FIGURES)
     assert set(runs.variant) == set(config["variants"]["names"])
+    # consistency across seeds on true, corrupted and random labels; a dropout sweep
+    seeds = runs[runs.model == "mlp1x512"].groupby("variant").seed.nunique()
+    assert (seeds[["true", "corrupt0.4", "random"]] >= 2).all()
+    sweep = runs[(runs.variant == "corrupt0.4") & (runs.model == "mlp1x512")].regularizer
+    assert {"none", "dropout0.25", "dropout0.5"} <= set(sweep)
     signs = rademacher_runs(runs)  # the Rademacher table: several draws for several models
     assert signs.variant.nunique() >= 3 and signs.model.nunique() >= 2
 
@@ -159,6 +166,9 @@ def test_cifar10_study_lists_the_papers_grid(tmp_path):
         "download_archive": "1", "write_dataset": "1", "write_variant": "9", "train_run": "40",
         "aggregate_runs": "1", "plot_figure": str(len(FIGURES)), "write_table1": "1",
         "theorem1": "1", "kernel_fit": "6", "kernel_report": "1",  # the 6 label variants
+        # every run records its examples: the tables, and the two figures without a sweep or
+        # critical samples (memorization-order, forgetting)
+        "memorization_tables": "1", "plot_memorization_figure": "2",
     }  # fmt: skip
     assert "results/runs/cifar10/random/alexnet/wd/seed0/summary.json" in result.stdout
     # The study alone decides: config.yaml's CNN settings for mnist5k (256 training images) do

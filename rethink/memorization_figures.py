@@ -1,0 +1,195 @@
+"""Figures of how the runs memorized (Arpit et al. 2017; Toneva et al. 2019), drawn from one
+dataset's tables of rethink.memorization_tables and rethink.aggregate.
+
+Each figure is a function from the tables to (matplotlib figure, the tidy data it shows), saved
+like the paper's figures (rethink.figures.save_figure).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from rethink.figures import ci95, ordered_models, save_figure
+from rethink.variants import label_corruption
+
+FORGETTING_CAP = 8  # forgetting counts from here on share one bar
+
+
+@dataclass
+class MemorizationTables:
+    runs: pd.DataFrame  # results/tables/runs.csv, one row per run
+    histories: pd.DataFrame  # results/tables/histories.csv, one row per run and epoch
+    epochs: pd.DataFrame  # memorization-epochs.csv of the dataset
+    examples: pd.DataFrame  # memorization-examples.csv of the dataset
+    critical: pd.DataFrame  # critical-samples.csv of the dataset
+
+    @classmethod
+    def read(cls, dataset: str, **paths: str) -> "MemorizationTables":
+        tables = {name: pd.read_csv(path) for name, path in paths.items()}
+        return cls(**{name: t[t.dataset == dataset] for name, t in tables.items()})
+
+
+def _label_noise(table: pd.DataFrame) -> pd.DataFrame:
+    """Runs on partially or fully corrupted labels, without explicit regularization."""
+    return table[(table.p > 0) & (table.regularizer == "none")]
+
+
+def memorization_order(tables: MemorizationTables):
+    """Per corrupted variant and model: the fractions of clean and of corrupted examples fitted
+    per epoch, with test accuracy; the dotted line marks the epoch of peak test accuracy."""
+    keys = ["variant", "model", "seed", "epoch"]
+    fitted = _label_noise(tables.epochs).melt(
+        id_vars=keys, value_vars=["clean_fitted", "corrupted_fitted"], var_name="measure"
+    )
+    test = _label_noise(tables.histories)[[*keys, "test_acc"]].rename(columns={"test_acc": "value"})
+    data = pd.concat([fitted, test.assign(measure="test_accuracy")], ignore_index=True)
+    data["measure"] = data.measure.map(MEASURES)
+    grid = sns.relplot(
+        data, x="epoch", y="value", hue="measure", col="variant", row="model", kind="line",
+        errorbar=ci95, row_order=ordered_models(data), col_order=sorted(data.variant.unique()),
+        height=2.6, facet_kws={"sharex": False},
+    )  # fmt: skip
+    peaks = test.groupby(["variant", "model", "epoch"]).value.mean().reset_index()
+    for (model, variant), ax in grid.axes_dict.items():
+        curve = peaks[(peaks.model == model) & (peaks.variant == variant)]
+        if not curve.empty:
+            ax.axvline(curve.epoch[curve.value.idxmax()], color="grey", linestyle=":")
+    grid.set_axis_labels("epoch", "fraction")
+    return grid.figure, data.sort_values([*keys, "measure"], ignore_index=True)
+
+
+MEASURES = {
+    "clean_fitted": "clean examples fitted",
+    "corrupted_fitted": "corrupted examples fitted",
+    "test_accuracy": "test accuracy",
+}
+
+
+def forgetting(tables: MemorizationTables):
+    """The distribution of forgetting events per example, clean against corrupted; examples no
+    presentation got right are their own bar (Toneva: maximally forgettable)."""
+    examples = _label_noise(tables.examples).copy()
+    examples["examples"] = np.where(examples.corrupted, "corrupted", "clean")
+    capped = examples.forgetting_events.clip(upper=FORGETTING_CAP).astype(str)
+    capped[examples.forgetting_events >= FORGETTING_CAP] = f"{FORGETTING_CAP}+"
+    examples["forgetting"] = capped.where(~examples.never_learned, "never learned")
+    data = (
+        examples.groupby(["variant", "model", "examples"]).forgetting.value_counts(normalize=True)
+        .rename("fraction").reset_index()
+    )  # fmt: skip
+    order = [str(k) for k in range(FORGETTING_CAP)] + [f"{FORGETTING_CAP}+", "never learned"]
+    grid = sns.catplot(
+        data, x="forgetting", y="fraction", hue="examples", col="variant", row="model",
+        kind="bar", order=order, row_order=ordered_models(data), height=2.6, aspect=1.3,
+    )  # fmt: skip
+    grid.set_axis_labels("forgetting events", "fraction of examples")
+    grid.set_xticklabels(rotation=45)
+    return grid.figure, data
+
+
+CSR_VARIANTS = ["true", "random", "shuffled-pixels", "random-pixels", "gaussian"]
+
+
+def critical_samples(tables: MemorizationTables):
+    """Critical sample ratio of the fixed test images over epochs, a line per variant, a panel
+    per model."""
+    data = tables.critical[
+        (tables.critical.set == "test") & (tables.critical.regularizer == "none")
+    ]
+    variants = sorted(data.variant.unique(), key=_variant_order)
+    grid = sns.relplot(
+        data, x="epoch", y="csr", hue="variant", col="model", kind="line", errorbar=ci95,
+        hue_order=variants, col_order=ordered_models(data), marker="o", height=3,
+    )  # fmt: skip
+    grid.set(xscale="log", xlabel="epoch", ylabel="critical sample ratio (test images)")
+    return grid.figure, data[["variant", "model", "seed", "epoch", "examined", "critical", "csr"]]
+
+
+def _variant_order(name: str) -> tuple:
+    return (CSR_VARIANTS.index(name), 0) if name in CSR_VARIANTS else (1.5, name)
+
+
+def regularizers_vs_memorization(tables: MemorizationTables):
+    """For each regularizer of a sweep on corrupted labels: the training accuracy reached on
+    the corrupted examples (memorized noise) against the best test accuracy."""
+    runs = _swept(tables.runs)
+    last = tables.epochs.sort_values("epoch").groupby(["variant", "model", "regularizer", "seed"])
+    reached = last.corrupted_fitted.last().rename("corrupted_fitted").reset_index()
+    data = runs.merge(reached, on=["variant", "model", "regularizer", "seed"])
+    data = data[["variant", "model", "regularizer", "seed", "corrupted_fitted", "best_test_acc"]]
+    grid = sns.relplot(
+        data, x="corrupted_fitted", y="best_test_acc", hue="regularizer", style="model",
+        col="variant", height=3.2, s=60,
+    )  # fmt: skip
+    grid.set_axis_labels("corrupted examples fitted", "best test accuracy")
+    return grid.figure, data.sort_values(["variant", "model", "regularizer", "seed"])
+
+
+def _swept(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs on partially corrupted labels of the (variant, model) pairs trained under two or
+    more regularizers."""
+    p = runs.variant.map(label_corruption)
+    noisy = runs[(p > 0) & (p < 1)]
+    counts = noisy.groupby(["variant", "model"]).regularizer.transform("nunique")
+    return noisy[counts >= 2]
+
+
+@dataclass
+class MemorizationFigure:
+    draw: Callable[[MemorizationTables], tuple]
+    caption: str
+    drawable: Callable[[pd.DataFrame, bool], bool]  # (planned runs, CSR measured) -> bool
+
+
+def _label_noise_planned(runs: pd.DataFrame, _) -> bool:
+    return bool(((runs.variant.map(label_corruption) > 0) & (runs.regularizer == "none")).any())
+
+
+MEMORIZATION_FIGURES: dict[str, MemorizationFigure] = {
+    "memorization-order": MemorizationFigure(
+        memorization_order,
+        "Fraction of clean and of corrupted training examples fitted to their assigned labels "
+        "at each epoch, with test accuracy; the dotted line marks the epoch of peak test "
+        "accuracy. After Arpit et al. (2017), Fig. 2 and Section 4: real patterns are learned "
+        "first, noise later, and test accuracy peaks before the noise is fitted.",
+        _label_noise_planned,
+    ),
+    "forgetting": MemorizationFigure(
+        forgetting,
+        "Distribution of forgetting events (correct at one presentation in its minibatch, wrong "
+        "at the next) of clean and of corrupted training examples; never-learned examples have "
+        "their own bar. After Toneva et al. (2019), Fig. 1 and Section 5: noisy examples are "
+        "forgotten most, and none of them is unforgettable.",
+        _label_noise_planned,
+    ),
+    "critical-samples": MemorizationFigure(
+        critical_samples,
+        "Critical sample ratio of fixed test images (LASS: a prediction changes within an "
+        "L-inf ball of radius 0.3 on the 0-255 scale) over epochs, per variant and model. After "
+        "Arpit et al. (2017), Fig. 8-9: networks trained on noise have more critical samples.",
+        lambda runs, measured: measured,
+    ),
+    "regularizers-vs-memorization": MemorizationFigure(
+        regularizers_vs_memorization,
+        "For each regularizer of a sweep on partially corrupted labels: training accuracy "
+        "reached on the corrupted examples against the best test accuracy. After Arpit et al. "
+        "(2017), Section 5 and Fig. 10: dropout limits memorization of noise with the least "
+        "harm to generalization.",
+        lambda runs, _: not _swept(runs).empty,
+    ),
+}
+
+
+def drawable_memorization_figures(runs: pd.DataFrame, critical_measured: bool) -> list[str]:
+    return [n for n, f in MEMORIZATION_FIGURES.items() if f.drawable(runs, critical_measured)]
+
+
+def write_memorization_figure(
+    name: str, tables: MemorizationTables, dataset: str, out: dict, dpi: int = 150
+) -> None:
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, data = MEMORIZATION_FIGURES[name].draw(tables)
+    save_figure(fig, data, f"{name} ({dataset})", out, dpi)

@@ -1,0 +1,20 @@
+from rethink.jobs import run_job
+from rethink.memorization_figures import MemorizationTables, write_memorization_figure
+
+inputs = snakemake.input
+run_job(
+    snakemake.log[0],
+    write_memorization_figure,
+    name=snakemake.wildcards.figure,
+    tables=MemorizationTables.read(
+        snakemake.wildcards.dataset,
+        runs=inputs.runs,
+        histories=inputs.histories,
+        epochs=inputs.epochs,
+        examples=inputs.examples,
+        critical=inputs.critical,
+    ),
+    dataset=snakemake.wildcards.dataset,
+    out=dict(snakemake.output.items()),
+    dpi=snakemake.params.dpi,
+)
