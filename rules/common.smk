@@ -138,7 +138,12 @@ def get_final_outputs():
             outputs += expand(
                 "results/tables/{d}/{t}.csv",
                 d=dataset,
-                t=["memorization-examples", "memorization-epochs", "critical-samples", "consistency"],
+                t=[
+                    "memorization-examples",
+                    "memorization-epochs",
+                    "critical-samples",
+                    "consistency",
+                ],
             )
             outputs.append(f"results/tables/{dataset}/consistency.md")
             for figure in drawable_memorization_figures(runs, CRITICAL_MEASURED):

@@ -2,8 +2,6 @@
 
 
 rule plot_figure:
-    wildcard_constraints:
-        figure="|".join(FIGURES),
     input:
         runs="results/tables/runs.csv",
         histories="results/tables/histories.csv",
@@ -21,6 +19,8 @@ rule plot_figure:
         csv="results/figures/{dataset}/{figure}.csv",
     log:
         "logs/figures/{dataset}/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(FIGURES),
     conda:
         "../envs/figures.yaml"
     params:
@@ -93,8 +93,6 @@ rule write_rademacher:
 
 
 rule plot_memorization_figure:
-    wildcard_constraints:
-        figure="|".join(MEMORIZATION_FIGURES),
     input:
         runs="results/tables/runs.csv",
         histories="results/tables/histories.csv",
@@ -114,6 +112,8 @@ rule plot_memorization_figure:
         csv="results/figures/{dataset}/{figure}.csv",
     log:
         "logs/figures/{dataset}/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(MEMORIZATION_FIGURES),
     conda:
         "../envs/figures.yaml"
     params:

@@ -7,10 +7,10 @@ rule train_run:
         source=get_run_source,
         code=script_code("train_run.py"),
     output:
+        **RUN_EXAMPLES,
         history=f"{RUN_DIR}/history.csv",
         steps=f"{RUN_DIR}/steps.csv",
         summary=f"{RUN_DIR}/summary.json",
-        **RUN_EXAMPLES,
     log:
         "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
     benchmark:
