@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from rethink.figures import ci95, ordered_models, save_figure
+from rethink.figures import ordered_models, save_figure
+from rethink.regularizers import parse_regularizer
 from rethink.variants import label_corruption
 
 FORGETTING_CAP = 8  # forgetting counts from here on share one bar
@@ -39,7 +40,8 @@ def _label_noise(table: pd.DataFrame) -> pd.DataFrame:
 
 def memorization_order(tables: MemorizationTables):
     """Per corrupted variant and model: the fractions of clean and of corrupted examples fitted
-    per epoch, with test accuracy; the dotted line marks the epoch of peak test accuracy."""
+    per epoch, with test accuracy (means over seeds); the dotted line marks the epoch of peak
+    test accuracy."""
     keys = ["variant", "model", "seed", "epoch"]
     fitted = _label_noise(tables.epochs).melt(
         id_vars=keys, value_vars=["clean_fitted", "corrupted_fitted"], var_name="measure"
@@ -47,17 +49,19 @@ def memorization_order(tables: MemorizationTables):
     test = _label_noise(tables.histories)[[*keys, "test_acc"]].rename(columns={"test_acc": "value"})
     data = pd.concat([fitted, test.assign(measure="test_accuracy")], ignore_index=True)
     data["measure"] = data.measure.map(MEASURES)
+    data = _panels(data)
     grid = sns.relplot(
-        data, x="epoch", y="value", hue="measure", col="variant", row="model", kind="line",
-        errorbar=ci95, row_order=ordered_models(data), col_order=sorted(data.variant.unique()),
-        height=2.6, facet_kws={"sharex": False},
+        data, x="epoch", y="value", hue="measure", col="panel", col_wrap=4, kind="line",
+        errorbar=None, col_order=_panel_order(data), height=2.4, facet_kws={"sharex": False},
     )  # fmt: skip
-    peaks = test.groupby(["variant", "model", "epoch"]).value.mean().reset_index()
-    for (model, variant), ax in grid.axes_dict.items():
-        curve = peaks[(peaks.model == model) & (peaks.variant == variant)]
-        if not curve.empty:
-            ax.axvline(curve.epoch[curve.value.idxmax()], color="grey", linestyle=":")
+    peaks = _panels(test).groupby(["panel", "epoch"]).value.mean().reset_index()
+    for panel, ax in grid.axes_dict.items():
+        curve = peaks[peaks.panel == panel]
+        ax.axvline(curve.epoch[curve.value.idxmax()], color="grey", linestyle=":")
+    grid.set(ylim=(0, 1.02))
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "fraction")
+    data = data.drop(columns="panel")
     return grid.figure, data.sort_values([*keys, "measure"], ignore_index=True)
 
 
@@ -66,6 +70,18 @@ MEASURES = {
     "corrupted_fitted": "corrupted examples fitted",
     "test_accuracy": "test accuracy",
 }
+
+
+def _panels(data: pd.DataFrame) -> pd.DataFrame:
+    """`data` with a `panel` column naming its (model, variant): one panel per pair present."""
+    return data.assign(panel=data.model + ", " + data.variant)
+
+
+def _panel_order(data: pd.DataFrame) -> list[str]:
+    pairs = data[["model", "variant", "panel"]].drop_duplicates()
+    models = ordered_models(pairs)
+    pairs = pairs.assign(rank=pairs.model.map(models.index)).sort_values(["rank", "variant"])
+    return pairs.panel.tolist()
 
 
 def forgetting(tables: MemorizationTables):
@@ -80,52 +96,66 @@ def forgetting(tables: MemorizationTables):
         examples.groupby(["variant", "model", "examples"]).forgetting.value_counts(normalize=True)
         .rename("fraction").reset_index()
     )  # fmt: skip
+    data = _panels(data)
     order = [str(k) for k in range(FORGETTING_CAP)] + [f"{FORGETTING_CAP}+", "never learned"]
     grid = sns.catplot(
-        data, x="forgetting", y="fraction", hue="examples", col="variant", row="model",
-        kind="bar", order=order, row_order=ordered_models(data), height=2.6, aspect=1.3,
+        data, x="forgetting", y="fraction", hue="examples", col="panel", col_wrap=4,
+        kind="bar", order=order, col_order=_panel_order(data), height=2.4, aspect=1.2,
     )  # fmt: skip
+    grid.set_titles("{col_name}")
     grid.set_axis_labels("forgetting events", "fraction of examples")
-    grid.set_xticklabels(rotation=45)
-    return grid.figure, data
-
-
-CSR_VARIANTS = ["true", "random", "shuffled-pixels", "random-pixels", "gaussian"]
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", labelbottom=True, labelrotation=90)
+    return grid.figure, data.drop(columns="panel")
 
 
 def critical_samples(tables: MemorizationTables):
-    """Critical sample ratio of the fixed test images over epochs, a line per variant, a panel
-    per model."""
-    data = tables.critical[
-        (tables.critical.set == "test") & (tables.critical.regularizer == "none")
-    ]
-    variants = sorted(data.variant.unique(), key=_variant_order)
+    """Critical sample ratio of the fixed test images over epochs, a line per seed and variant
+    with the dataset's classes (true, corrupted, random labels, random pixels, Gaussian
+    images), a panel per model."""
+    critical = tables.critical
+    data = critical[(critical.set == "test") & (critical.regularizer == "none")]
+    data = data[data.p.notna() | data.variant.isin(["random-pixels", "gaussian"])]
+    variants = sorted(data.variant.unique(), key=_csr_order)
     grid = sns.relplot(
-        data, x="epoch", y="csr", hue="variant", col="model", kind="line", errorbar=ci95,
-        hue_order=variants, col_order=ordered_models(data), marker="o", height=3,
+        data, x="epoch", y="csr", hue="variant", col="model", kind="line", units="seed",
+        estimator=None, hue_order=variants, col_order=ordered_models(data), marker="o",
+        height=3.2, aspect=1.4, palette="viridis",
     )  # fmt: skip
     grid.set(xscale="log", xlabel="epoch", ylabel="critical sample ratio (test images)")
     return grid.figure, data[["variant", "model", "seed", "epoch", "examined", "critical", "csr"]]
 
 
-def _variant_order(name: str) -> tuple:
-    return (CSR_VARIANTS.index(name), 0) if name in CSR_VARIANTS else (1.5, name)
+def _csr_order(variant: str) -> tuple:
+    """true, corrupt{p} by p, random, then the pixel corruptions."""
+    p = label_corruption(variant)
+    return (0, p, variant) if p == p else (1, 0.0, variant)
 
 
 def regularizers_vs_memorization(tables: MemorizationTables):
-    """For each regularizer of a sweep on corrupted labels: the training accuracy reached on
-    the corrupted examples (memorized noise) against the best test accuracy."""
-    runs = _swept(tables.runs)
-    last = tables.epochs.sort_values("epoch").groupby(["variant", "model", "regularizer", "seed"])
-    reached = last.corrupted_fitted.last().rename("corrupted_fitted").reset_index()
-    data = runs.merge(reached, on=["variant", "model", "regularizer", "seed"])
-    data = data[["variant", "model", "regularizer", "seed", "corrupted_fitted", "best_test_acc"]]
+    """For each regularizer of a sweep on partially corrupted labels: the fraction of corrupted
+    examples already fitted at the epoch of best test accuracy, against that accuracy. (Runs
+    here train until they fit every example, so at the end every regularizer has memorized all
+    the noise; the question is how much of it by the time generalization peaks.)"""
+    keys = ["variant", "model", "regularizer", "seed"]
+    runs = _swept(tables.runs)[[*keys, "best_test_acc", "epochs"]]
+    curves = tables.histories.merge(runs[keys], on=keys)
+    best = curves.loc[curves.groupby(keys).test_acc.idxmax(), [*keys, "epoch"]]
+    reached = tables.epochs.merge(best, on=[*keys, "epoch"])
+    reached = reached[[*keys, "epoch", "corrupted_fitted", "clean_fitted"]]
+    data = runs.merge(reached.rename(columns={"epoch": "best_epoch"}), on=keys)
+    data = data.sort_values(keys, ignore_index=True)
+    order = sorted(data.regularizer.unique(), key=_strength_order)
     grid = sns.relplot(
-        data, x="corrupted_fitted", y="best_test_acc", hue="regularizer", style="model",
-        col="variant", height=3.2, s=60,
+        data, x="corrupted_fitted", y="best_test_acc", hue="regularizer", hue_order=order,
+        style="model", col="variant", height=3.2, s=70, palette="viridis",
     )  # fmt: skip
-    grid.set_axis_labels("corrupted examples fitted", "best test accuracy")
-    return grid.figure, data.sort_values(["variant", "model", "regularizer", "seed"])
+    grid.set_axis_labels("corrupted examples fitted at the best epoch", "best test accuracy")
+    return grid.figure, data
+
+
+def _strength_order(regularizer: str) -> tuple:
+    return tuple(sorted((k, v or 0.0) for k, v in parse_regularizer(regularizer).items()))
 
 
 def _swept(runs: pd.DataFrame) -> pd.DataFrame:
@@ -152,9 +182,9 @@ MEMORIZATION_FIGURES: dict[str, MemorizationFigure] = {
     "memorization-order": MemorizationFigure(
         memorization_order,
         "Fraction of clean and of corrupted training examples fitted to their assigned labels "
-        "at each epoch, with test accuracy; the dotted line marks the epoch of peak test "
-        "accuracy. After Arpit et al. (2017), Fig. 2 and Section 4: real patterns are learned "
-        "first, noise later, and test accuracy peaks before the noise is fitted.",
+        "at each epoch, with test accuracy (means over seeds); the dotted line marks the epoch "
+        "of peak test accuracy. After Arpit et al. (2017), Fig. 2 and Section 4: real patterns "
+        "are learned first, noise later, and test accuracy peaks before the noise is fitted.",
         _label_noise_planned,
     ),
     "forgetting": MemorizationFigure(
@@ -168,15 +198,17 @@ MEMORIZATION_FIGURES: dict[str, MemorizationFigure] = {
     "critical-samples": MemorizationFigure(
         critical_samples,
         "Critical sample ratio of fixed test images (LASS: a prediction changes within an "
-        "L-inf ball of radius 0.3 on the 0-255 scale) over epochs, per variant and model. After "
-        "Arpit et al. (2017), Fig. 8-9: networks trained on noise have more critical samples.",
+        "L-inf ball of radius 0.3 on the 0-255 scale) over epochs, a line per variant and seed, "
+        "a panel per model. After Arpit et al. (2017), Fig. 8-9: networks trained on noise "
+        "have more critical samples.",
         lambda runs, measured: measured,
     ),
     "regularizers-vs-memorization": MemorizationFigure(
         regularizers_vs_memorization,
-        "For each regularizer of a sweep on partially corrupted labels: training accuracy "
-        "reached on the corrupted examples against the best test accuracy. After Arpit et al. "
-        "(2017), Section 5 and Fig. 10: dropout limits memorization of noise with the least "
+        "For each regularizer of a sweep on partially corrupted labels: the fraction of "
+        "corrupted examples already fitted at the epoch of best test accuracy, against that "
+        "accuracy (runs train until they fit every example, so all end at 1). After Arpit et "
+        "al. (2017), Section 5 and Fig. 10: dropout limits memorization of noise with the least "
         "harm to generalization.",
         lambda runs, _: not _swept(runs).empty,
     ),

@@ -11,7 +11,7 @@ import torch
 from rethink.aggregate import collect_curves, collect_runs
 from rethink.figures import figure_paths
 from rethink.h5io import read_dataset, write_dataset
-from rethink.memorization import EXAMPLES_FILE, margins
+from rethink.memorization import EXAMPLES_FILE, ExampleRecord, margins
 from rethink.memorization_figures import (
     MEMORIZATION_FIGURES,
     MemorizationTables,
@@ -124,10 +124,16 @@ def test_the_record_holds_every_example_at_every_epoch_from_the_accuracy_pass(
     assert presented[-1] > 0.3 and not np.array_equal(presented, fitted.mean(axis=1))
 
 
-def test_a_run_without_the_record_writes_no_examples_file(corrupted_variant, tmp_path):
-    config = RunConfig(
-        **(RECORDED | {"record_examples": False, "critical_examples": 0, "max_epochs": 1})
-    )
+def test_a_run_without_the_record_does_no_per_example_work_and_writes_no_file(
+    corrupted_variant, tmp_path, monkeypatch
+):
+    def never(*args, **kwargs):
+        raise AssertionError("per-example work in a run that records nothing")
+
+    monkeypatch.setattr(ExampleRecord, "add_epoch", never)
+    monkeypatch.setattr("rethink.train.critical_samples", never)
+    monkeypatch.setattr("rethink.train.example_labels", never)
+    config = RunConfig(**(RECORDED | {"record_examples": False, "critical_examples": 0}))
     train_run(corrupted_variant, tmp_path, config)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "history.csv", "steps.csv", "summary.json"
