@@ -35,6 +35,8 @@ localrules:
     aggregate_runs,
     kernel_report,
     plot_figure,
+    memorization_tables,
+    plot_memorization_figure,
     write_table1,
     write_rademacher,
     docs,

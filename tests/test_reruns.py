@@ -71,8 +71,9 @@ def append_line(path: Path, line: str) -> None:
         f.write(f"\n{line}\n")
 
 
-DOWNSTREAM = {"aggregate_runs": 1, "write_table1": 1}
-FIGURE_RULES = {"plot_figure", "kernel_report"}  # the paper's figures, and the kernel figure
+DOWNSTREAM = {"aggregate_runs": 1, "write_table1": 1, "memorization_tables": 1}
+# the paper's figures, the kernel figure, and the memorization figures
+FIGURE_RULES = {"plot_figure", "kernel_report", "plot_memorization_figure"}
 
 
 def test_nothing_changed_schedules_nothing_even_after_touching_the_config(study):
@@ -123,7 +124,10 @@ def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
             "rethink/variants.py",
             {"write_variant", "train_run", *DOWNSTREAM, *FIGURE_RULES, "kernel_fit", "theorem1"},
         ),
-        ("rethink/models/mlp.py", {"train_run", *DOWNSTREAM, "plot_figure"}),
+        (
+            "rethink/models/mlp.py",
+            {"train_run", *DOWNSTREAM, "plot_figure", "plot_memorization_figure"},
+        ),
     ],
 )
 def test_editing_an_imported_module_reruns_the_jobs_that_import_it(study, module, expected):
