@@ -50,6 +50,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "mnist5k.h5"
         write_dataset(source, dataset)
+        warm_up = dataclasses.replace(variants["plain"], max_epochs=2)  # allocator, kernels
+        train_run(source, Path(tmp) / "warm-up", warm_up, source)
         for labels in ("true", "random"):
             variant = Path(tmp) / f"{labels}.h5"
             write_dataset(variant, make_variant(dataset, labels, seed=0))
