@@ -9,6 +9,7 @@ import yaml
 from PIL import Image
 
 from rethink.figures import FIGURES
+from rethink.memorization_figures import MEMORIZATION_FIGURES
 from tests.conftest import REPO, run_snakemake
 
 TINY = {
@@ -18,10 +19,15 @@ TINY = {
         {"models": ["mlp1x512"], "regularizers": ["none"], "seeds": [0, 1]},
         {"models": ["mlp1x512"], "variants": ["true"], "regularizers": ["wd"], "seeds": [0, 1]},
         {"models": ["inception", "inception-nobn"], "variants": ["true"]},
+        # a sweep, for the regularizers-vs-memorization figure
+        {"models": ["mlp1x512"], "variants": ["corrupt0.5"], "regularizers": ["dropout0.25"]},
     ],
     "training": {
         "max_epochs": 3, "train_subset": 256, "test_subset": 256,
-        "models": {"inception": {"max_epochs": 2}, "inception-nobn": {"max_epochs": 2}},
+        "models": {
+            "inception": {"max_epochs": 2}, "inception-nobn": {"max_epochs": 2},
+            "mlp1x512": {"critical_examples": 8, "critical_iterations": 5},
+        },
     },
 }  # fmt: skip
 
@@ -40,12 +46,14 @@ def tiny_study(tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_figure_and_table1_is_produced(tiny_study):
-    for name in FIGURES:
+    for name in [*FIGURES, *MEMORIZATION_FIGURES]:
         for ext in ("png", "pdf", "csv"):
             assert (tiny_study / "results" / "figures" / "mnist5k" / f"{name}.{ext}").exists()
     for ext in ("csv", "md", "tex"):
         assert (tiny_study / "results" / "tables" / "mnist5k" / f"table1.{ext}").exists()
     assert (tiny_study / "results" / "tables" / "runs.csv").exists()
+    for name in ("memorization-examples", "memorization-epochs", "critical-samples"):
+        assert (tiny_study / "results" / "tables" / "mnist5k" / f"{name}.csv").exists()
 
 
 def show_result_script(suffix: str) -> str:
@@ -69,9 +77,10 @@ def test_report_embeds_every_figure_and_renders_them_in_chromium(tiny_study):
     result = run_snakemake(tiny_study, "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text()
-    for name in FIGURES:
+    for name in [*FIGURES, *MEMORIZATION_FIGURES]:
         assert f"mnist5k/{name}.png" in html
     assert "table1.md" in html and "Matches Fig. 1c of Zhang et al." in html
+    assert "consistency.md" in html and "After Toneva et al. (2019), Fig. 1" in html
 
     # seaborn's palette draws the lines: its first colour for fig1c's one model, and the second
     # too for fig2b's two. Found in the screenshot, they show the figure is on screen; the
