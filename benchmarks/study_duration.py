@@ -53,7 +53,15 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     inputs = preprocess(raw, run.crop_size)
     labels = torch.randint(0, 10, (n,), generator=gen).to(device)
     net = make_model(run, inputs.shape[1:], 10, device)
-    data = DeviceData(raw, labels, inputs, inputs, labels, 10).in_memory_format(memory_format(net))
+    data = DeviceData(
+        train_images=raw,
+        train_labels=labels,
+        train_inputs=inputs,
+        test_images=raw,
+        test_inputs=inputs,
+        test_labels=labels,
+        classes=[str(c) for c in range(10)],
+    ).in_memory_format(memory_format(net))
     inputs = data.train_inputs  # as training stores them
     optimizer = make_optimizer(run, net)
     device_gen = torch.Generator(device=device).manual_seed(0)

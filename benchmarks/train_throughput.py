@@ -94,7 +94,11 @@ def measure(name: str, data: str, device: torch.device, workers: int, repeats: i
             model = build_model(name, inputs.shape[1:], 10).to(device)
         return model, torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
 
-    data = DeviceData(raw, labels.to(device), inputs, inputs[:1], labels[:1], 10)
+    data = DeviceData(
+        train_images=raw, train_labels=labels.to(device), train_inputs=inputs,
+        test_images=raw[:1], test_inputs=inputs[:1], test_labels=labels[:1],
+        classes=[str(c) for c in range(10)],
+    )  # fmt: skip
     device_gen = torch.Generator(device=device).manual_seed(0)
 
     def plain_epoch(model, optimizer):

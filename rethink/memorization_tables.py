@@ -24,16 +24,20 @@ GROUP = ["dataset", "variant", "model", "regularizer"]
 
 
 def read_record(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of one examples.h5, by name without the `epochs/` prefix."""
+    """The arrays of one examples.h5, by name without the `epochs/` prefix; the critical
+    samples, if measured, as `critical/...`."""
     with h5py.File(path, "r", locking=False) as f:
         record = {name: f[f"epochs/{name}"][()] for name in f["epochs"]}
         for name in ("assigned_label", "original_label", "corrupted"):
             record[name] = f[name][()]
+        for name in f.get("critical", {}):
+            record[f"critical/{name}"] = f[f"critical/{name}"][()]
     return record
 
 
-def example_table(path: str | Path) -> pd.DataFrame:
-    record = read_record(path)
+def example_table(path: str | Path, record: dict | None = None) -> pd.DataFrame:
+    """`record`: the file's arrays, if already read (read_record)."""
+    record = record or read_record(path)
     fitted = record["predictions"] == record["assigned_label"]
     table = pd.DataFrame(
         {
@@ -51,8 +55,8 @@ def example_table(path: str | Path) -> pd.DataFrame:
     return _with_keys(table, path)
 
 
-def epoch_table(path: str | Path) -> pd.DataFrame:
-    record = read_record(path)
+def epoch_table(path: str | Path, record: dict | None = None) -> pd.DataFrame:
+    record = record or read_record(path)
     fitted = record["predictions"] == record["assigned_label"]
     as_original = record["predictions"] == record["original_label"]
     corrupted = record["corrupted"]
@@ -69,15 +73,17 @@ def epoch_table(path: str | Path) -> pd.DataFrame:
     return _with_keys(table, path)
 
 
-def critical_table(path: str | Path) -> pd.DataFrame:
+def critical_table(path: str | Path, record: dict | None = None) -> pd.DataFrame:
     """One row per (run, epoch measured, set): test, train-clean, train-corrupted images
     examined, how many were critical, and the critical sample ratio. Empty if the run did not
     measure it."""
-    with h5py.File(path, "r", locking=False) as f:
-        if "critical" not in f:
-            return pd.DataFrame(columns=[*KEYS, *CRITICAL_COLUMNS])
-        critical = {name: f[f"critical/{name}"][()] for name in f["critical"]}
-        corrupted = f["corrupted"][()]
+    record = record or read_record(path)
+    if "critical/epochs" not in record:
+        return pd.DataFrame(columns=[*KEYS, *CRITICAL_COLUMNS])
+    critical = {
+        k.removeprefix("critical/"): v for k, v in record.items() if k.startswith("critical/")
+    }
+    corrupted = record["corrupted"]
     sets = {"test": (critical["test"], np.ones(critical["test"].shape[1], bool))}
     train_corrupted = corrupted[critical["train_index"]]
     sets["train-clean"] = (critical["train"], ~train_corrupted)
@@ -142,9 +148,13 @@ CONSISTENCY_COLUMNS = [
 def write_memorization_tables(records: list[str], out: dict) -> None:
     """The examples, epochs and consistency tables (CSV, and Markdown for consistency) of the
     runs whose examples.h5 files are `records`, to the paths in `out`."""
-    examples = pd.concat([example_table(p) for p in records], ignore_index=True)
-    epochs = pd.concat([epoch_table(p) for p in records], ignore_index=True)
-    critical = pd.concat([critical_table(p) for p in records], ignore_index=True)
+    per_run = {name: [] for name in ("examples", "epochs", "critical")}
+    for path in records:
+        record = read_record(path)  # once per run, for its three tables
+        per_run["examples"].append(example_table(path, record))
+        per_run["epochs"].append(epoch_table(path, record))
+        per_run["critical"].append(critical_table(path, record))
+    examples, epochs, critical = (pd.concat(t, ignore_index=True) for t in per_run.values())
     consistency = consistency_table(examples)
     tables = {"examples": examples, "epochs": epochs, "critical": critical,
               "consistency": consistency}  # fmt: skip

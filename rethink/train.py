@@ -109,7 +109,11 @@ class DeviceData:
     test_images: torch.Tensor  # raw, for the critical-sample search
     test_inputs: torch.Tensor
     test_labels: torch.Tensor
-    n_classes: int
+    classes: list[str]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
 
     def in_memory_format(self, memory_format: torch.memory_format) -> "DeviceData":
         """The network inputs stored in `memory_format`, so that no step converts a batch."""
@@ -163,7 +167,7 @@ def load_data(path: str | os.PathLike, config: RunConfig, device: torch.device) 
         test_images=test_raw,
         test_inputs=inputs(test_raw),
         test_labels=torch.from_numpy(dataset.test.labels[test]).to(device),
-        n_classes=len(dataset.classes),
+        classes=dataset.classes,
     )
 
 
@@ -239,7 +243,7 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
     run_dir.mkdir(parents=True, exist_ok=True)
     device = setup_device(config.device, config.threads, config.deterministic)
     data = load_data(variant_path, config, device)
-    labels = example_labels(variant_path, source_path, config) if config.record_examples else None
+    labels = example_labels(data, source_path, config) if config.record_examples else None
 
     def fresh_start():
         model = make_model(config, data.train_inputs.shape[1:], data.n_classes, device)
@@ -331,16 +335,16 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
     return summary
 
 
-def example_labels(variant_path, source_path, config: RunConfig) -> tuple:
-    """Each training example's assigned label (the variant's), original label (the source
-    dataset's) and corrupted flag. Where the variant's classes are not the dataset's
+def example_labels(data: DeviceData, source_path, config: RunConfig) -> tuple:
+    """Each training example's assigned label (the variant's, as loaded), original label (the
+    source dataset's) and corrupted flag. Where the variant's classes are not the dataset's
     (`rademacher{k}`: random signs), every label is replaced, so every example is corrupted."""
     if source_path is None:
         raise ValueError("record_examples needs source_path, the variant's source dataset")
-    variant, source = read_dataset(variant_path), read_dataset(source_path)
-    train = slice(config.train_subset)
-    assigned, original = variant.train.labels[train], source.train.labels[train]
-    if variant.classes != source.classes:
+    source = read_dataset(source_path)
+    assigned = data.train_labels.cpu().numpy()
+    original = source.train.labels[slice(config.train_subset)]
+    if data.classes != source.classes:
         return assigned, original, np.ones(len(assigned), bool)
     return assigned, original, assigned != original
 
