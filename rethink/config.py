@@ -74,6 +74,7 @@ def check_config(config: dict) -> dict:
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
     _check_critical(config["training"])
+    _check_precision(config["training"])
     for model in config["cluster"]["minutes_per_million_images"]:
         if model != "default":
             _check_model(model, "cluster.minutes_per_million_images")
@@ -123,6 +124,19 @@ def _check_critical(training: dict) -> None:
                 f"config key '{key}.critical_examples': {examples} critical samples need "
                 "training.record_examples: true (they are stored in examples.h5); set it, or "
                 "set critical_examples to 0"
+            )
+
+
+def _check_precision(training: dict) -> None:
+    """tf32 exists on CUDA GPUs only: refuse it for runs pinned to the CPU."""
+    settings = {"training": training} | {
+        f"training.models.{m}": {**training, **o} for m, o in training["models"].items()
+    }
+    for key, setting in settings.items():
+        if setting["device"] == "cpu" and setting["precision"] == "tf32":
+            raise ConfigError(
+                f"config key '{key}.precision': tf32 needs a CUDA GPU and training.device is "
+                "cpu; use bf16 or fp32, or another device"
             )
 
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rethink.compiled import compile_model, compile_seconds, step_begins
 from rethink.critical import Lass, critical_samples, is_probe_epoch
 from rethink.files import atomic_path, write_together
 from rethink.gpus import gpu_claimed_for, setup_device
@@ -33,6 +34,7 @@ from rethink.h5io import read_dataset
 from rethink.memorization import EXAMPLES_FILE, ExampleRecord
 from rethink.memorization import margins as example_margins
 from rethink.models import MODELS, build_model, count_parameters
+from rethink.precision import autocast, resolve_precision, set_matmul_precision
 from rethink.preprocess import preprocess
 from rethink.regularizers import parse_regularizer, strength
 
@@ -65,6 +67,8 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:1, ...
     threads: int = 1  # torch CPU threads (Snakemake passes the job's `threads`)
     deterministic: bool = True  # on CUDA: deterministic kernels, no cuDNN autotuner (slower)
+    precision: str = "auto"  # fp32, tf32 (CUDA), bf16, or auto (rethink.precision)
+    compile: bool = False  # torch.compile the model; CUDA graphs on CUDA (rethink.compiled)
     record_examples: bool = False  # examples.h5: every example's fate at every epoch
     # Critical samples (rethink.critical) of this many test and as many training images, at
     # epochs 1, 2, 4, ... and the last; 0: none. Needs record_examples (they go in its file).
@@ -179,8 +183,10 @@ def train_epoch(
     classified it correctly before the update (Toneva et al.'s presentations)."""
     regularizers = parse_regularizer(config.regularizer)
     crop, augment = "crop" in regularizers, "augment" in regularizers
+    device = gen.device
+    precision = resolve_precision(config.precision, device)
     model.train()
-    order = torch.randperm(len(data.train_labels), generator=gen, device=gen.device)
+    order = torch.randperm(len(data.train_labels), generator=gen, device=device)
     losses = []
     for batch in order.split(config.batch_size):
         if crop or augment:
@@ -189,7 +195,9 @@ def train_epoch(
             )
         else:
             x = data.train_inputs[batch]
-        logits = model(x)
+        step_begins(device)
+        with autocast(precision, device):
+            logits = model(x).float()
         loss = F.cross_entropy(logits, data.train_labels[batch])
         if hits is not None:
             hits[batch] = logits.detach().argmax(dim=1) == data.train_labels[batch]
@@ -213,12 +221,13 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def evaluate(model, inputs, labels, batch_size: int) -> Evaluation:
-    """Every example's prediction, loss and margin, in eval mode."""
+def evaluate(model, inputs, labels, batch_size: int, precision: str = "fp32") -> Evaluation:
+    """Every example's prediction, loss and margin, in eval mode, in `precision` (resolved)."""
     model.eval()
     predictions, losses, margins = [], [], []
     for x, y in zip(inputs.split(batch_size), labels.split(batch_size), strict=True):
-        logits = model(x)
+        with autocast(precision, inputs.device):
+            logits = model(x).float()
         predictions.append(logits.argmax(dim=1))
         losses.append(F.cross_entropy(logits, y, reduction="none"))
         margins.append(example_margins(logits, y))
@@ -242,6 +251,8 @@ def train_run(
 def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     device = setup_device(config.device, config.threads, config.deterministic)
+    precision = resolve_precision(config.precision, device)
+    set_matmul_precision(precision, device)
     data = load_data(variant_path, config, device)
     labels = example_labels(data, source_path, config) if config.record_examples else None
 
@@ -264,6 +275,7 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
         else:
             state = resumed
 
+    net = compile_model(model, device) if config.compile else model  # what trains and evaluates
     n_train, n_test = len(data.train_labels), len(data.test_labels)
     record = ExampleRecord.from_state(state["examples"]) if config.record_examples else None
     hits = torch.zeros(n_train, dtype=torch.bool, device=device) if record else None
@@ -273,20 +285,21 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
         """CSR of the fixed sets at this epoch, with noise seeded by (seed, epoch)."""
         gen = torch.Generator(device=device)
         gen.manual_seed(config.seed * 1_000_003 + state["epoch"])
-        found = {
-            name: critical_samples(
-                model, images[torch.as_tensor(critical_sets[name], device=device)],
-                config.lass(), lambda x: preprocess(x, config.crop_size), gen,
-                config.eval_batch_size,
-            )
-            for name, images in (("test", data.test_images), ("train", data.train_images))
-        }  # fmt: skip
+        with autocast(precision, device):
+            found = {
+                name: critical_samples(
+                    model, images[torch.as_tensor(critical_sets[name], device=device)],
+                    config.lass(), lambda x: preprocess(x, config.crop_size), gen,
+                    config.eval_batch_size,
+                )
+                for name, images in (("test", data.test_images), ("train", data.train_images))
+            }  # fmt: skip
         record.add_critical(state["epoch"], found["test"], found["train"])
 
     log.info(
-        "%s: %s (%d parameters) on %s, %d train / %d test images, config %s",
-        run_dir, config.model, count_parameters(model), device, n_train, n_test,
-        config.config_hash(),
+        "%s: %s (%d parameters) on %s in %s%s, %d train / %d test images, config %s",
+        run_dir, config.model, count_parameters(model), device, precision,
+        ", compiled" if config.compile else "", n_train, n_test, config.config_hash(),
     )  # fmt: skip
     bar = tqdm(
         total=config.max_epochs, initial=state["epoch"], desc=str(run_dir), unit="epoch",
@@ -297,9 +310,11 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
         lr = config.lr * config.lr_decay ** state["epoch"]
         for group in optimizer.param_groups:
             group["lr"] = lr
-        state["step_losses"] += train_epoch(model, optimizer, data, config, gen, hits).tolist()
-        train = evaluate(model, data.train_inputs, data.train_labels, config.eval_batch_size)
-        test = evaluate(model, data.test_inputs, data.test_labels, config.eval_batch_size)
+        state["step_losses"] += train_epoch(net, optimizer, data, config, gen, hits).tolist()
+        train = evaluate(
+            net, data.train_inputs, data.train_labels, config.eval_batch_size, precision
+        )
+        test = evaluate(net, data.test_inputs, data.test_labels, config.eval_batch_size, precision)
         if record is not None:
             record.add_epoch(train.predictions, train.losses, train.margins, hits)
         state["epoch"] += 1
@@ -329,7 +344,10 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
         def examples(tmp):
             record.write(tmp, *labels, critical_sets if config.critical_examples else None)
 
-    summary = _write_outputs(run_dir, config, state, model, device, examples)
+    execution = {"device": str(device), "precision": precision, "compile": config.compile}
+    if config.compile:
+        execution["compile_seconds"] = round(compile_seconds(), 3)
+    summary = _write_outputs(run_dir, config, state, model, execution, examples)
     if not config.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
     return summary
@@ -362,7 +380,9 @@ def critical_set_indices(corrupted: np.ndarray, n_test: int, config: RunConfig) 
     return {"test": np.arange(min(k, n_test)), "train": np.sort(train)}
 
 
-def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device, examples) -> dict:
+def _write_outputs(
+    run_dir: Path, config: RunConfig, state: dict, model, execution, examples
+) -> dict:
     history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
     losses = torch.tensor(state["step_losses"], dtype=torch.float64)
     block = config.loss_block_steps
@@ -382,7 +402,7 @@ def _write_outputs(run_dir: Path, config: RunConfig, state: dict, model, device,
         "steps": int(last.step),
         "seconds": float(last.seconds),
         "params": count_parameters(model),
-        "device": str(device),
+        **execution,  # device, the precision it resolved to, compilation
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "torch": torch.__version__,
         "config_hash": config.config_hash(),
