@@ -9,15 +9,20 @@ stopping after --fit-epochs epochs. Augmentation and other regularizers are not 
 It also counts each model's floating-point operations per training step (torch's
 FlopCounterMode), which gives the rate this device sustains; --assume-tflops R scales the
 measured times by (that rate / R): an estimate for a device that is not at hand, printed as
-such. Measuring on the device itself is what counts.
+such. Measuring on the device itself is what counts: with --gpu-check, the step and evaluation
+times come from the JSON of benchmarks/gpu_check.py run on a GPU (each model in the precision
+and compile setting the study asks for there), and nothing is timed here.
 
 Usage: python benchmarks/study_duration.py [--configfile studies/cifar10.yaml]
        [--device auto|cpu|cuda] [--fit-epochs 64] [--assume-tflops 20] [--threads N]
+       [--gpu-check gpu_check.json]
 """
 
 import argparse
+import json
 import math
 import platform
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -31,6 +36,7 @@ from train_throughput import (  # this folder: the benchmarks share the timer an
 
 from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
+from rethink.precision import resolve_precision
 from rethink.preprocess import preprocess
 from rethink.train import (
     DeviceData,
@@ -82,6 +88,30 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     )  # fmt: skip
 
 
+def measured_costs(check: dict, config: dict, models) -> dict:
+    """Seconds per training step and per evaluated image of each model, from gpu_check's JSON:
+    its figure for the precision and compile setting the study's runs use on that device."""
+    table = pd.DataFrame(check["throughput"])
+    device = torch.device(check["device"])
+    costs = {}
+    for model in models:
+        run = run_config(config, model, "none", 0)
+        precision = resolve_precision(run.precision, device)
+        row = table[(table.model == model) & (table.precision == precision)
+                    & (table.compiled == run.compile)]  # fmt: skip
+        if row.empty:
+            raise SystemExit(
+                f"{check['device_name']}: gpu_check did not measure {model} in {precision}"
+                f"{' compiled' if run.compile else ''}; rerun it without time limits"
+            )
+        row = row.iloc[0]
+        costs[model] = dict(
+            step_s=run.batch_size / row.train_images_per_s, eval_s=1 / row.eval_images_per_s,
+            gflop=math.nan, tflops=math.nan,
+        )  # fmt: skip
+    return costs
+
+
 def run_seconds(run, size: tuple[int, int], step_s: float, eval_s: float, epochs: int) -> float:
     n_train = min(run.train_subset or size[0], size[0])
     n_test = min(run.test_subset or size[1], size[1])
@@ -100,20 +130,36 @@ def main():
     )  # fmt: skip
     parser.add_argument("--assume-tflops", type=float, help="also estimate at this FLOP rate")
     parser.add_argument("--steps", type=int, default=0, help="timed steps (0: by device)")
+    parser.add_argument(
+        "--gpu-check", type=Path, help="gpu_check.py's JSON: its measured throughputs instead",
+    )  # fmt: skip
     args = parser.parse_args()
-    device = device_from(args)
-    steps = args.steps or (50 if device.type == "cuda" else 3)
     config = load_study(args.configfile)
     runs = run_table(config)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(
-        f"# {args.configfile}: {len(runs)} runs; torch {torch.__version__} on {device} "
-        f"({where or platform.machine()}), {args.threads} threads, {steps} timed steps"
-    )
+    if args.gpu_check:
+        check = json.loads(args.gpu_check.read_text())
+        measured = measured_costs(check, config, runs.model.unique())
+        print(
+            f"# {args.configfile}: {len(runs)} runs; measured by gpu_check on "
+            f"{check['device_name']} ({check['device']}), torch {check['torch']}, {check['date']}"
+        )
+    else:
+        device = device_from(args)
+        steps = args.steps or (50 if device.type == "cuda" else 3)
+        where = (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+        )
+        print(
+            f"# {args.configfile}: {len(runs)} runs; torch {torch.__version__} on {device} "
+            f"({where or platform.machine()}), {args.threads} threads, {steps} timed steps"
+        )
 
     rows = []
     for (dataset, model), group in runs.groupby(["dataset", "model"], sort=False):
-        cost = measure_model(config, dataset, model, device, steps)
+        if args.gpu_check:
+            cost = measured[model]
+        else:
+            cost = measure_model(config, dataset, model, device, steps)
         size = DATASETS[dataset].size
         for r in group.itertuples():
             run = run_config(config, model, r.regularizer, r.seed)

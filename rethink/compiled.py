@@ -21,8 +21,10 @@ _COMPILE_TIMERS = ("_compile.compile_inner", "compile_fx.<locals>.bw_compiler")
 
 
 def compile_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """`model` compiled for `device`; it shares its parameters (and state_dict) with `model`."""
+    """`model` compiled for `device`; it shares its parameters (and state_dict) with `model`.
+    One compiled model per process at a time: earlier ones are discarded."""
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(CACHE_DIR.resolve()))
+    torch._dynamo.reset()  # a model compiled before in this process (a benchmark's) counts no more
     torch._dynamo.config.fail_on_recompile_limit_hit = True
     mode = "reduce-overhead" if device.type == "cuda" else "default"
     return torch.compile(model, mode=mode, dynamic=False, fullgraph=True)

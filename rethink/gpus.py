@@ -6,6 +6,10 @@ those a preset CUDA_VISIBLE_DEVICES lists, e.g. `salloc --gpus=4` or a user's `2
 an exclusive lock for its whole run, and narrows CUDA_VISIBLE_DEVICES to that GPU. The kernel
 drops the lock when the job ends or dies, so a crash never leaves a GPU claimed.
 
+With `gpus.jobs_per_gpu: k` in the config (RETHINK_JOBS_PER_GPU in a job's environment), each
+GPU has k slots, one lock each, and jobs fill the first slot of every GPU before the second of
+any: the paper's small models leave most of a large GPU idle, and k runs share it.
+
 Locks are machine-wide (one directory for every checkout and user of the machine, by default
 `$TMPDIR/rethink-gpu-locks`, or RETHINK_GPU_LOCK_DIR) and named by the GPU's UUID, so two
 checkouts never put two jobs on one GPU, and a GPU keeps its lock whatever numbering a job sees.
@@ -15,6 +19,7 @@ numbers those of nvidia-smi.
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import re
@@ -31,6 +36,7 @@ import torch  # importing does not initialize CUDA; pick_device does, after a GP
 log = logging.getLogger(__name__)
 
 LOCK_DIR_VARIABLE = "RETHINK_GPU_LOCK_DIR"
+JOBS_PER_GPU_VARIABLE = "RETHINK_JOBS_PER_GPU"  # the Snakefile sets it from gpus.jobs_per_gpu
 # cuBLAS picks reduction orders per call unless its workspace is fixed (CUDA >= 10.2): the
 # setting PyTorch's reproducibility notes give; read when cuBLAS starts, so set before that.
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
@@ -63,6 +69,15 @@ def lock_dir() -> Path:
     )
 
 
+def jobs_per_gpu() -> int:
+    return int(os.environ.get(JOBS_PER_GPU_VARIABLE) or 1)
+
+
+def slot_lock_name(uuid: str, slot: int) -> str:
+    """Slot 0 keeps the name a GPU's only lock has always had."""
+    return f"{uuid}.lock" if slot == 0 else f"{uuid}.slot{slot}.lock"
+
+
 def candidate_gpus(gpus: list[Gpu]) -> list[tuple[str, str]]:
     """(CUDA_VISIBLE_DEVICES entry, lock name) of each GPU this job may use: every GPU, or
     those CUDA_VISIBLE_DEVICES lists (by number or UUID, as CUDA reads it)."""
@@ -91,10 +106,11 @@ def _open_lock(path: Path) -> int:
 
 
 @contextmanager
-def claimed_gpu(locks: Path | None = None, poll_s: float = 1.0):
-    """Claim a free GPU for the duration of the block and yield its CUDA_VISIBLE_DEVICES entry;
-    yield None where there is nothing to choose (no GPU, or exactly one already chosen, e.g. by
-    SLURM). Call before anything touches CUDA: CUDA reads the variables once, when it starts."""
+def claimed_gpu(locks: Path | None = None, poll_s: float = 1.0, slots: int | None = None):
+    """Claim a free slot of a GPU (`slots` per GPU, by default jobs_per_gpu()) for the duration
+    of the block and yield the GPU's CUDA_VISIBLE_DEVICES entry; yield None where there is
+    nothing to choose (no GPU, or exactly one already chosen, e.g. by SLURM). Call before
+    anything touches CUDA: CUDA reads the variables once, when it starts."""
     candidates = candidate_gpus(list_gpus())
     preset = os.environ.get("CUDA_VISIBLE_DEVICES")
     if len(candidates) == 0 or (preset is not None and len(candidates) == 1):
@@ -104,10 +120,11 @@ def claimed_gpu(locks: Path | None = None, poll_s: float = 1.0):
     locks.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(PermissionError):  # like /tmp: every user may add a lock
         locks.chmod(0o1777)
+    slots = slots or jobs_per_gpu()
     waiting = False
     while True:
-        for entry, uuid in candidates:
-            fd = _open_lock(locks / f"{uuid}.lock")
+        for slot, (entry, uuid) in itertools.product(range(slots), candidates):
+            fd = _open_lock(locks / slot_lock_name(uuid, slot))
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -115,7 +132,10 @@ def claimed_gpu(locks: Path | None = None, poll_s: float = 1.0):
                 continue
             saved = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
             os.environ.update(CUDA_VISIBLE_DEVICES=entry, CUDA_DEVICE_ORDER="PCI_BUS_ID")
-            log.info("claimed GPU %s (%s) of %d", entry, uuid, len(candidates))
+            log.info(
+                "claimed GPU %s (%s) of %d, slot %d of %d", entry, uuid, len(candidates),
+                slot + 1, slots,
+            )  # fmt: skip
             try:
                 yield entry
             finally:
@@ -127,9 +147,12 @@ def claimed_gpu(locks: Path | None = None, poll_s: float = 1.0):
                 os.close(fd)  # drops the lock
                 log.info("released GPU %s", entry)
             return
-        if not waiting:  # more jobs than GPUs: --resources gpu=N exceeds the count
+        if not waiting:  # more jobs than slots: --resources gpu=N exceeds the count
             waiting = True
-            log.warning("all %d GPUs are claimed by other jobs; waiting for one", len(candidates))
+            log.warning(
+                "all %d slots of %d GPUs are claimed by other jobs; waiting for one",
+                slots * len(candidates), len(candidates),
+            )  # fmt: skip
         time.sleep(poll_s)
 
 

@@ -282,19 +282,21 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
     critical_sets = critical_set_indices(labels[2], n_test, config) if record else None
 
     def probe_critical():
-        """CSR of the fixed sets at this epoch, with noise seeded by (seed, epoch)."""
+        """CSR of the fixed sets at this epoch, with noise seeded by (seed, epoch); both sets
+        searched as one batch."""
         gen = torch.Generator(device=device)
         gen.manual_seed(config.seed * 1_000_003 + state["epoch"])
+        images = torch.cat([
+            data.test_images[torch.as_tensor(critical_sets["test"], device=device)],
+            data.train_images[torch.as_tensor(critical_sets["train"], device=device)],
+        ])  # fmt: skip
         with autocast(precision, device):
-            found = {
-                name: critical_samples(
-                    model, images[torch.as_tensor(critical_sets[name], device=device)],
-                    config.lass(), lambda x: preprocess(x, config.crop_size), gen,
-                    config.eval_batch_size,
-                )
-                for name, images in (("test", data.test_images), ("train", data.train_images))
-            }  # fmt: skip
-        record.add_critical(state["epoch"], found["test"], found["train"])
+            found = critical_samples(
+                model, images, config.lass(), lambda x: preprocess(x, config.crop_size), gen,
+                config.eval_batch_size,
+            )  # fmt: skip
+        n_test = len(critical_sets["test"])
+        record.add_critical(state["epoch"], found[:n_test], found[n_test:])
 
     log.info(
         "%s: %s (%d parameters) on %s in %s%s, %d train / %d test images, config %s",

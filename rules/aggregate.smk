@@ -17,6 +17,8 @@ rule aggregate_runs:
         steps="results/tables/steps.csv",
     log:
         "logs/tables/aggregate_runs.log",
+    benchmark:
+        "results/benchmarks/aggregate_runs.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -40,6 +42,8 @@ rule memorization_tables:
         ),
     log:
         "logs/tables/{dataset}/memorization.log",
+    benchmark:
+        "results/benchmarks/memorization_tables/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
     script:

@@ -1,5 +1,7 @@
 # The workflow's own Python: config validation, the experiment grid, input functions.
+import atexit
 import math
+import os
 import re
 from pathlib import Path
 
@@ -18,10 +20,12 @@ from rethink.config import (
 )
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
+from rethink.gpus import JOBS_PER_GPU_VARIABLE
 from rethink.kernel_report import KERNEL_FIGURE
 from rethink.memorization import EXAMPLES_FILE
 from rethink.memorization_figures import MEMORIZATION_FIGURES, drawable_memorization_figures
 from rethink.models import MODELS
+from rethink.mps import start_mps, stop_mps
 from rethink.rademacher import rademacher_runs
 from rethink.sources import package_sources, workdir_relative
 from rethink.table1 import PAPER_TABLE1, table1_runs
@@ -34,6 +38,16 @@ except WorkflowError as err:  # raised while handling jsonschema's ValidationErr
         raise
     raise ConfigError(describe_schema_error(err.__context__)) from None
 check_config(config)
+# Several training jobs per GPU (gpus.jobs_per_gpu), optionally under NVIDIA MPS, started for a
+# local run and stopped when Snakemake exits (rethink.mps). Cluster jobs inherit the setting.
+os.environ[JOBS_PER_GPU_VARIABLE] = str(config["gpus"]["jobs_per_gpu"])
+
+
+onstart:
+    if config["gpus"]["mps"] and workflow.local_exec and start_mps():
+        atexit.register(stop_mps)
+
+
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
 RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
 # examples.h5, when the study records every example's fate (training.record_examples)

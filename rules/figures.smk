@@ -19,6 +19,8 @@ rule plot_figure:
         csv="results/figures/{dataset}/{figure}.csv",
     log:
         "logs/figures/{dataset}/{figure}.log",
+    benchmark:
+        "results/benchmarks/plot_figure/{dataset}/{figure}.tsv"
     wildcard_constraints:
         figure="|".join(FIGURES),
     conda:
@@ -46,6 +48,8 @@ rule write_table1:
         tex="results/tables/{dataset}/table1.tex",
     log:
         "logs/tables/{dataset}/table1.log",
+    benchmark:
+        "results/benchmarks/write_table1/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -86,6 +90,8 @@ rule write_rademacher:
         ),
     log:
         "logs/tables/{dataset}/rademacher.log",
+    benchmark:
+        "results/benchmarks/write_rademacher/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
     script:
@@ -112,6 +118,8 @@ rule plot_memorization_figure:
         csv="results/figures/{dataset}/{figure}.csv",
     log:
         "logs/figures/{dataset}/{figure}.log",
+    benchmark:
+        "results/benchmarks/plot_memorization_figure/{dataset}/{figure}.tsv"
     wildcard_constraints:
         figure="|".join(MEMORIZATION_FIGURES),
     conda:

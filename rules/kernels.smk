@@ -13,7 +13,7 @@ rule kernel_fit:
         "results/benchmarks/kernels/{dataset}/{variant}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: 1  # the solve takes about a second: starting the job costs more
     resources:
         gpu=1,
     params:
@@ -43,6 +43,8 @@ rule kernel_report:
         csv=f"results/figures/{{dataset}}/{KERNEL_FIGURE}.csv",
     log:
         "logs/kernels/{dataset}.log",
+    benchmark:
+        "results/benchmarks/kernel_report/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
     params:

@@ -1,5 +1,6 @@
 """One GPU per training job, simulated: a fake `nvidia-smi` lists the GPUs, no CUDA needed."""
 
+import contextlib
 import fcntl
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rethink.gpus import claimed_gpu, list_gpus
+from rethink.gpus import claimed_gpu, list_gpus, slot_lock_name
 from tests.conftest import run_snakemake
 
 
@@ -41,10 +42,10 @@ def gpus(tmp_path, monkeypatch):
     return tmp_path / "locks"
 
 
-def held(locks: Path, gpu: int):
-    """Another job's claim on a GPU: an exclusive flock on its lock file."""
+def held(locks: Path, gpu: int, slot: int = 0):
+    """Another job's claim on a GPU (slot): an exclusive flock on its lock file."""
     locks.mkdir(exist_ok=True)
-    lock = (locks / f"{fake_uuid(gpu)}.lock").open("a")
+    lock = (locks / slot_lock_name(fake_uuid(gpu), slot)).open("a")
     fcntl.flock(lock, fcntl.LOCK_EX)
     return lock
 
@@ -133,30 +134,81 @@ def _claims(log: Path) -> list[tuple[int, datetime, datetime]]:
     return [(int(g), parse(a), parse(b)) for (a, g), (b, _) in zip(claimed, released, strict=True)]
 
 
+def fake_mps_control(directory: Path, record: Path) -> None:
+    """An `nvidia-cuda-mps-control` that records how it was called: `-d`, or what came on stdin
+    (`quit`), with the pipe directory it was given."""
+    control = directory / "nvidia-cuda-mps-control"
+    control.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = -d ]; then echo "start $CUDA_MPS_PIPE_DIRECTORY" >> {record}; '
+        f'else echo "$(cat) $CUDA_MPS_PIPE_DIRECTORY" >> {record}; fi\n'
+    )
+    control.chmod(0o755)
+
+
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, change in events:  # an end sorts before a start at the same instant
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_slots_fill_every_gpu_before_doubling_up(gpus):
+    """jobs_per_gpu = 2: a job takes a GPU nobody uses if there is one, else a second slot."""
+    with held(gpus, 0), claimed_gpu(slots=2) as claimed:
+        assert claimed == "1"
+    with contextlib.ExitStack() as others:
+        for gpu in range(4):
+            others.enter_context(held(gpus, gpu))
+        with claimed_gpu(slots=2) as claimed:
+            assert claimed == "0"
+        others.enter_context(held(gpus, 0, slot=1))
+        with claimed_gpu(slots=2) as claimed:
+            assert claimed == "1"
+    assert {p.name for p in gpus.iterdir()} >= {f"{fake_uuid(0)}.slot1.lock"}
+
+
 @pytest.mark.slow
-def test_training_jobs_run_one_per_gpu(tmp_path):
+@pytest.mark.parametrize("jobs_per_gpu", [1, 2])
+def test_training_jobs_share_gpus_as_configured(tmp_path, jobs_per_gpu):
+    """Two GPUs, `--resources gpu=2k`: 2k jobs at once, never more than k on one GPU; with
+    gpus.mps, MPS is started before the first job, seen by every job and stopped at the end."""
     study = {
         "datasets": ["mnist5k"],
         "variants": {"names": ["true", "random", "gaussian"]},
         "runs": [{"models": ["mlp1x512", "mlp3x512"], "regularizers": ["none"]}],
-        "training": {"max_epochs": 3, "train_subset": 512, "test_subset": 256},
+        "training": {"max_epochs": 8, "test_subset": 256, "record_examples": False},
+        "gpus": {"jobs_per_gpu": jobs_per_gpu, "mps": jobs_per_gpu > 1},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(study))
-    env = {"PATH": fake_nvidia_smi(tmp_path / "bin", 2), "RETHINK_GPU_LOCK_DIR": str(tmp_path)}
-    result = run_snakemake(
-        tmp_path, "results/tables/runs.csv", "--cores", "4", "--resources", "gpu=2", env=env
+    bin_dir, mps_record = tmp_path / "bin", tmp_path / "mps.txt"
+    env = {"PATH": fake_nvidia_smi(bin_dir, 2), "RETHINK_GPU_LOCK_DIR": str(tmp_path)}
+    (bin_dir / "nvidia-smi").write_text(  # also records the MPS pipe each job sees
+        (bin_dir / "nvidia-smi").read_text()
+        + f'echo "job $CUDA_MPS_PIPE_DIRECTORY" >> {mps_record}\n'
     )
+    fake_mps_control(bin_dir, mps_record)
+    env["TMPDIR"] = str(tmp_path)
+    slots = 2 * jobs_per_gpu
+    result = run_snakemake(
+        tmp_path, "results/tables/runs.csv", "--cores", "4", "--resources", f"gpu={slots}",
+        env=env,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     claims = [c for log in (tmp_path / "logs" / "runs").rglob("*.log") for c in _claims(log)]
     assert len(claims) == 6 and {gpu for gpu, _, _ in claims} == {0, 1}
-    for gpu in (0, 1):  # never two jobs on one GPU
-        spans = sorted((start, end) for g, start, end in claims if g == gpu)
-        assert all(
-            end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False)
-        )
-    overlapping = [
-        (a, b) for a in claims for b in claims if a is not b and a[1] < b[2] and b[1] < a[2]
-    ]
-    assert overlapping, "with gpu=2 two jobs should have run at once"
+    for gpu in (0, 1):
+        assert most_at_once([(start, end) for g, start, end in claims if g == gpu]) <= jobs_per_gpu
+    assert most_at_once([(start, end) for _, start, end in claims]) == slots
     for summary in (tmp_path / "results" / "runs").rglob("summary.json"):
         assert json.loads(summary.read_text())["cuda_visible_devices"] in {"0", "1"}
+    calls = mps_record.read_text().splitlines()
+    if jobs_per_gpu == 1:  # no MPS: jobs see no pipe
+        assert all(call.strip() == "job" for call in calls)
+        return
+    pipe = str(tmp_path / f"rethink-mps-{os.getuid()}" / "pipe")
+    assert calls[0] == f"start {pipe}" and calls[-1] == f"quit {pipe}"
+    jobs = calls[1:-1]
+    assert len(jobs) >= 6 and set(jobs) == {f"job {pipe}"}

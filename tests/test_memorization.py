@@ -117,7 +117,11 @@ def test_the_record_holds_every_example_at_every_epoch_from_the_accuracy_pass(
     np.testing.assert_allclose(
         record["epochs/losses"].astype(np.float64).mean(axis=1), history.train_loss, rtol=2e-3
     )
-    np.testing.assert_array_equal(record["epochs/margins"] > 0, fitted)
+    # A positive margin means fitted; a fitted example has margin > 0, or 0 where bf16 logits
+    # tie and argmax takes the assigned class, the lower index (rare).
+    margins = record["epochs/margins"]
+    assert (fitted[margins > 0]).all() and (margins[fitted] >= 0).all()
+    assert (fitted & (margins == 0)).mean() < 0.005
     # Presentations are taken in train mode (dropout on), before each update: close to the
     # eval pass of the epoch before, but their own numbers.
     presented = record["epochs/presented_correct"].mean(axis=1)

@@ -80,6 +80,13 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
             "config key 'cluster.minutes_per_million_images': unknown model 'alexnett'",
         ),
         ({"cluster": {"mem_mb_base": "4G"}}, "'cluster.mem_mb_base': '4G' is not of type"),
+        ({"training": {"precision": "fp16"}}, "config key 'training.precision': 'fp16' is not"),
+        (
+            {"training": {"device": "cpu", "models": {"alexnet": {"precision": "tf32"}}}},
+            "config key 'training.models.alexnet.precision': tf32 needs a CUDA GPU and "
+            "training.device is cpu",
+        ),
+        ({"gpus": {"jobs_per_gpu": 0}}, "config key 'gpus.jobs_per_gpu': 0 is less than"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, config, message):

@@ -1,0 +1,104 @@
+"""The benchmark scripts users run on their machines: the GPU check (at its CPU size, with only
+its four requirements importable), the study estimate from its JSON, the precision comparison."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from precision_fidelity import compare, per_model  # noqa: E402
+
+# What gpu_check must not need: the pipeline's other dependencies.
+NOT_NEEDED = ["snakemake", "seaborn", "matplotlib", "mlxtend", "scipy", "jsonschema", "tqdm"]
+RUN_WITHOUT = """
+import runpy, sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # `import name` fails
+sys.argv = ["gpu_check.py", *{args!r}]
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def gpu_check(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.json"
+    code = RUN_WITHOUT.format(
+        blocked=NOT_NEEDED, args=["--small", "--device", "cpu", "--json", str(out)],
+        script=str(REPO / "benchmarks" / "gpu_check.py"),
+    )  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=out.parent, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text()), result.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_measures_every_part_with_torch_numpy_h5py_and_pandas_only(gpu_check):
+    report, printed = gpu_check
+    throughput = pd.DataFrame(report["throughput"])
+    eager = throughput[~throughput.compiled]
+    assert set(zip(eager.model, eager.precision, strict=True)) == {
+        (m, p)
+        for m in ["mlp1x512", "mlp3x512", "alexnet", "inception", "inception-nobn"]
+        for p in ["fp32", "bf16"]  # tf32 is CUDA's only
+    }
+    compiled = throughput[throughput.compiled]
+    assert set(compiled.model) == {"mlp1x512"} and len(compiled) == 2
+    assert (throughput.train_images_per_s > 0).all() and (throughput.eval_images_per_s > 0).all()
+    concurrency = pd.DataFrame(report["concurrency"])
+    assert list(concurrency.runs) == [1, 2] and not concurrency.mps.any()  # no MPS on a CPU
+    assert concurrency.vs_one_run.iloc[0] == 1 and (concurrency.total_images_per_s > 0).all()
+    fit = report["fit_random_labels"]
+    best_inception = eager[eager.model == "inception"].nlargest(1, "train_images_per_s")
+    assert fit["precision"] == best_inception.precision.iloc[0] and fit["epochs"] >= 1
+    runs = pd.DataFrame(report["pipeline_runs"])
+    assert len(runs) == 4 and runs.fitted.all() and runs.outputs.all()
+    for part in ("a) training", "b) concurrent", "c) Inception", "d) pipeline runs"):
+        assert part in printed
+
+
+@pytest.mark.slow
+def test_study_duration_uses_the_gpu_checks_measurements(gpu_check, tmp_path):
+    report, _ = gpu_check
+    (tmp_path / "check.json").write_text(json.dumps(report))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "study_duration.py"), "--configfile",
+         str(REPO / "studies" / "cifar10.yaml"), "--gpu-check", str(tmp_path / "check.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"measured by gpu_check on {report['device_name']}" in result.stdout
+    # mlp1x512 on CIFAR-10 (bf16 on this CPU, auto): 10 runs? read the row and recompute
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("cifar10"))
+    rate = pd.DataFrame(report["throughput"])
+    mlp = rate[(rate.model == row[1]) & (rate.precision == "bf16") & ~rate.compiled].iloc[0]
+    epoch_s = math.ceil(50_000 / 128) * 128 / mlp.train_images_per_s + (
+        60_000 / mlp.eval_images_per_s
+    )
+    assert float(row[-3]) == pytest.approx(epoch_s, rel=1e-3, abs=1e-3)
+
+
+def test_precision_fidelity_compares_run_by_run():
+    keys = dict(dataset="mnist5k", p=0.0, model="mlp1x512", regularizer="none", seed=0)
+    first = pd.DataFrame([
+        dict(keys, variant="true", fitted=True, test_acc=0.9, steps_to_fit=100, seconds=10),
+        dict(keys, variant="random", fitted=True, test_acc=0.1, steps_to_fit=400, seconds=4),
+    ])  # fmt: skip
+    second = first.assign(
+        fitted=[True, False], test_acc=[0.92, 0.11], steps_to_fit=[110, None], seconds=[5, 30]
+    )
+    runs = compare(first, second, ("fp32", "bf16"))
+    true = runs[runs.variant == "true"].iloc[0]
+    assert true.test_acc_diff == pytest.approx(0.02) and true.steps_to_fit_ratio == 1.1
+    assert true.seconds_ratio == 0.5
+    summary = per_model(runs, ("fp32", "bf16")).loc["mlp1x512"]
+    assert summary["fitted fp32"] == 2 and summary["fitted bf16"] == 1
+    with pytest.raises(SystemExit, match="different runs"):
+        compare(first, second.iloc[:1], ("fp32", "bf16"))
