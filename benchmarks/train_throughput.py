@@ -1,27 +1,32 @@
 """Training throughput (images per second) of each model, three ways, in one process:
 
 - rethink: the pipeline's own epoch (rethink.train.train_epoch): the whole set as device tensors,
+  in each precision (training.precision) and, with --compile, also compiled (training.compile),
 - plain: a minimal tensor-resident loop (randperm, index, step) over preprocessed tensors,
 - DataLoader: torchvision-style per-sample transforms in a torch DataLoader, the way public
-  reproductions of the paper train.
+  reproductions of the paper train (these two in float32, eager).
 
 Data: random CIFAR-10-shaped uint8 images (32x32x3, cropped to 28x28; `--data cifar10`) or
 the default study's real mnist5k digits (28x28x1; `--data mnist5k`); batch 128, SGD.
 Usage: python benchmarks/train_throughput.py [--data cifar10|mnist5k] [--device cpu|cuda]
-       [--models ...] [--workers 0]
+       [--models ...] [--workers 0] [--precisions fp32 bf16] [--compile]
 """
 
 import argparse
+import dataclasses
 import functools
 import platform
 import time
+from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from rethink.compiled import compile_model
 from rethink.datasets import build_dataset
 from rethink.gpus import setup_device
 from rethink.models import MODELS, build_model
@@ -79,10 +84,14 @@ def benchmark_images(data: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.randint(0, 10, (n,), generator=gen)
 
 
-def measure(name: str, data: str, device: torch.device, workers: int, repeats: int) -> dict:
+def measure(
+    name: str, data: str, device: torch.device, workers: int, repeats: int, settings: list
+) -> list[dict]:
+    """Rows of images/s: the pipeline's epoch in each (precision, compiled) of `settings`, then
+    the plain loop and the DataLoader in float32."""
     n = IMAGES.get(name, IMAGES_DEFAULT)
     images, labels = benchmark_images(data, n)
-    config = RunConfig(name, device=str(device))
+    config = RunConfig(name, device=str(device), precision="fp32")
     raw = images.permute(0, 3, 1, 2).contiguous().to(device)
     inputs = preprocess(raw, config.crop_size)
 
@@ -125,19 +134,24 @@ def measure(name: str, data: str, device: torch.device, workers: int, repeats: i
 
     # The pipeline's epoch on its data as training stores it (channels_last for CNNs).
     stored = data.in_memory_format(memory_format(fresh(pipeline=True)[0]))
-    loops = {
-        "rethink": lambda m, o: train_epoch(m, o, stored, config, device_gen),
-        "plain": plain_epoch,
-        "dataloader": loader_epoch,
-    }
-    result = {"model": name, "images": n}
-    for label, epoch in loops.items():
-        model, optimizer = fresh(pipeline=label == "rethink")
-        epoch(model, optimizer)  # warm-up: allocator, kernels, worker start
-        one_epoch = functools.partial(epoch, model, optimizer)
+    rows = []
+
+    def add(loop, epoch, precision="fp32", compiled=False):
+        model, optimizer = fresh(pipeline=loop == "rethink")
+        net = compile_model(model, device) if compiled else model
+        one_epoch = functools.partial(epoch, net, optimizer)
+        first = timed(one_epoch, device)  # warm-up: allocator, kernels, workers, compilation
         seconds = min(timed(one_epoch, device) for _ in range(repeats))
-        result[label] = n / seconds
-    return result
+        rows.append(dict(model=name, loop=loop, precision=precision, compiled=compiled,
+                         images_per_s=n / seconds, first_epoch_s=first))  # fmt: skip
+
+    for precision, compiled in settings:
+        run = dataclasses.replace(config, precision=precision)
+        add("rethink", lambda m, o, run=run: train_epoch(m, o, stored, run, device_gen),
+            precision, compiled)  # fmt: skip
+    add("plain", plain_epoch)
+    add("dataloader", loader_epoch)
+    return rows
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,23 +175,28 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs; the best counts")
+    parser.add_argument("--precisions", nargs="+", help="default: fp32 bf16, and tf32 on CUDA")
+    parser.add_argument("--compile", action="store_true", help="also measure compiled epochs")
+    parser.add_argument("--csv", type=Path, help="also write the table here")
     args = parser.parse_args()
     device = device_from(args)
+    precisions = args.precisions or (
+        ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    )
+    settings = [(p, c) for c in ([False, True] if args.compile else [False]) for p in precisions]
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     machine = where or platform.machine()
     setup = f"{args.threads} threads, DataLoader workers {args.workers}, best of {args.repeats}"
     print(f"# {args.data} images, torch {torch.__version__}, {device} ({machine}), {setup}")
-    print(
-        f"{'model':<16}{'rethink':>12}{'plain':>12}{'DataLoader':>12}{'vs DataLoader':>15}"
-        f"{'vs plain':>10}   (images/s)"
-    )
+    frames = []
     for name in args.models:
-        r = measure(name, args.data, device, args.workers, args.repeats)
-        print(
-            f"{name:<16}{r['rethink']:>12.0f}{r['plain']:>12.0f}{r['dataloader']:>12.0f}"
-            f"{r['rethink'] / r['dataloader']:>14.1f}x{r['rethink'] / r['plain']:>9.2f}x",
-            flush=True,
-        )
+        table = pd.DataFrame(measure(name, args.data, device, args.workers, args.repeats, settings))
+        fp32 = table[(table.loop == "rethink") & (table.precision == "fp32") & ~table.compiled]
+        table["vs_rethink_fp32"] = table.images_per_s / fp32.images_per_s.max()
+        print(table.to_string(index=False, header=not frames, float_format="%.2f"), flush=True)
+        frames.append(table)
+    if args.csv:
+        pd.concat(frames).to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

@@ -225,12 +225,14 @@ def evaluate(model, inputs, labels, batch_size: int, precision: str = "fp32") ->
     """Every example's prediction, loss and margin, in eval mode, in `precision` (resolved)."""
     model.eval()
     predictions, losses, margins = [], [], []
-    for x, y in zip(inputs.split(batch_size), labels.split(batch_size), strict=True):
-        with autocast(precision, inputs.device):
+    # One autocast region for the whole pass: it casts each weight to bfloat16 once, not once
+    # a batch (the weights do not change here; in training they change every step).
+    with autocast(precision, inputs.device):
+        for x, y in zip(inputs.split(batch_size), labels.split(batch_size), strict=True):
             logits = model(x).float()
-        predictions.append(logits.argmax(dim=1))
-        losses.append(F.cross_entropy(logits, y, reduction="none"))
-        margins.append(example_margins(logits, y))
+            predictions.append(logits.argmax(dim=1))
+            losses.append(F.cross_entropy(logits, y, reduction="none"))
+            margins.append(example_margins(logits, y))
     predictions, losses = torch.cat(predictions), torch.cat(losses)
     totals = torch.stack([losses.sum(dtype=torch.float64), (predictions == labels).sum().double()])
     loss, correct = totals.tolist()  # one device sync per evaluation

@@ -4,27 +4,36 @@ Two [conv 5x5 (64) -> max-pool 3x3 stride 2 -> local response norm] blocks, then
 connected layers of 384 and 192 units and a linear classifier: 1,387,786 parameters on 28x28x3.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 
 class LocalResponseNorm(nn.Module):
-    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta: nn.LocalResponseNorm
-    (the same forward, bit for bit on the CPU), with the window sum as a 2-D average pool over a
-    (channels, pixels) view. PyTorch's own pools in 3-D, and avg_pool3d's CUDA backward has no
-    deterministic kernel, so it would make every AlexNet run on a GPU irreproducible."""
+    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta, as
+    nn.LocalResponseNorm (equal to rounding), with the window sum as a 1x1 convolution by a
+    banded 0/1 matrix: one matrix product, in float32 also under bf16 autocast, in the input's
+    memory format. PyTorch's own pools in 3-D: avg_pool3d's CUDA backward has no deterministic
+    kernel (every AlexNet run on a GPU would be irreproducible), and on the CPU its pool and a
+    2-D one over a (channels, pixels) view took half of AlexNet's training time."""
 
     def __init__(self, size: int, alpha: float, beta: float, k: float):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
+    def window(self, channels: int, device) -> torch.Tensor:
+        """Weights of the window mean: output channel i averages input channels i - size // 2
+        to i + (size - 1) // 2 (zero beyond the edges, still divided by size, as PyTorch)."""
+        offset = torch.arange(channels, device=device)
+        offset = offset[None, :] - offset[:, None]  # input minus output channel
+        inside = (offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)
+        return (inside.float() / self.size)[:, :, None, None]
+
     def forward(self, x):
-        n, c, h, w = x.shape
-        squares = F.pad(
-            x.square().reshape(n, 1, c, h * w), (0, 0, self.size // 2, (self.size - 1) // 2)
-        )
-        mean = F.avg_pool2d(squares, (self.size, 1), stride=1).reshape(n, c, h, w)
-        return x / mean.mul(self.alpha).add(self.k).pow(self.beta)
+        with torch.autocast(x.device.type, enabled=False):
+            squares = x.float().square()
+            mean = F.conv2d(squares, self.window(x.shape[1], x.device))
+            return x / mean.mul(self.alpha).add(self.k).pow(self.beta)
 
 
 def local_response_norm() -> LocalResponseNorm:
