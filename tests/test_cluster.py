@@ -72,6 +72,6 @@ def test_the_workflow_profile_changes_nothing_the_slurm_profile_sets():
     only the two that make reruns depend on content (docs/reruns.md)."""
     default = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
     slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    assert set(default) == {"max-checksum-file-size", "rerun-triggers"}
+    assert set(default) == {"max-checksum-file-size", "rerun-triggers", "scheduler"}
     assert not set(default) & set(slurm)
     assert "code" not in default["rerun-triggers"] and "mtime" in default["rerun-triggers"]
