@@ -2,8 +2,9 @@
 in two precisions (e.g. fp32 and bf16), compared run by run from their results/tables/runs.csv.
 
 Per run: fitted in each, the test accuracy difference (second minus first) and the ratio of
-steps to fit (second over first); per model, a summary. Prints both tables as Markdown and, with
---out, writes the per-run table as a tidy CSV.
+steps to fit (second over first); per model, a summary. Prints the summary, every run in a
+compact grid and every run in full as Markdown and, with --out, writes the full per-run table as
+a tidy CSV.
 
 Usage: python benchmarks/precision_fidelity.py FIRST_CHECKOUT SECOND_CHECKOUT
        [--labels fp32 bf16] [--out fidelity.csv]
@@ -45,6 +46,27 @@ def per_model(runs: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:
     )
 
 
+def run_matrix(runs: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:
+    """Every run in one compact grid: a row per (variant, regularizer, seed), a column per
+    model, each cell "test accuracy difference in points / steps-to-fit ratio" (ratio "-" when
+    not fitted in either, "UNFITTED in ..." when fitted in one only)."""
+    a, b = labels
+
+    def cell(run) -> str:
+        fitted = (run[f"fitted_{a}"], run[f"fitted_{b}"])
+        ratio = f"{run.steps_to_fit_ratio:.2f}" if all(fitted) else "-"
+        if fitted[0] != fitted[1]:
+            ratio = f"UNFITTED in {b if fitted[0] else a}"
+        return f"{100 * run.test_acc_diff:+.1f} / {ratio}"
+
+    cells = runs.assign(cell=runs.apply(cell, axis=1))
+    grid = cells.pivot_table(
+        index=["variant", "regularizer", "seed"], columns="model", values="cell",
+        aggfunc="first", sort=False,
+    )  # fmt: skip
+    return grid.fillna("").reset_index()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("first", type=Path, help="checkout (or results/tables/runs.csv)")
@@ -64,7 +86,9 @@ def main():
         f"{len(runs)} runs; fitted in {a}: {fitted_a.sum()}, in {b}: {fitted_b.sum()}; "
         f"fitted in one and not the other: {(fitted_a != fitted_b).sum()}"
     )
-    print(per_model(runs, labels).to_markdown(floatfmt=".3f"))
+    print(per_model(runs, labels).round(3).to_markdown())
+    print()
+    print(run_matrix(runs, labels).to_markdown(index=False))
     print()
     print(runs.to_markdown(index=False, floatfmt=".3f"))
     if args.out:
