@@ -21,6 +21,7 @@ Usage: python benchmarks/gpu_check.py [--device auto] [--small] [--minutes 8]
 
 import argparse
 import contextlib
+import importlib.machinery
 import itertools
 import json
 import os
@@ -49,7 +50,10 @@ except ImportError:  # not among this check's requirements: a silent stand-in
         def __getattr__(self, name):
             return lambda *args, **kwargs: None
 
-    sys.modules["tqdm"] = types.SimpleNamespace(tqdm=_NoBar)
+    _stand_in = types.ModuleType("tqdm")
+    _stand_in.__spec__ = importlib.machinery.ModuleSpec("tqdm", None)  # dynamo looks it up
+    _stand_in.tqdm = _NoBar
+    sys.modules["tqdm"] = _stand_in
 
 from rethink.compiled import compile_model
 from rethink.gpus import setup_device
