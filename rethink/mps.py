@@ -54,7 +54,10 @@ def start_mps(directory: Path | None = None) -> bool:
 
 
 def stop_mps() -> None:
-    """Stop the daemon this environment points at (it finishes its clients' work first)."""
+    """Stop the daemon this environment points at (it finishes its clients' work first), and
+    forget it."""
     if shutil.which(CONTROL) and "CUDA_MPS_PIPE_DIRECTORY" in os.environ:
         _control(stdin="quit\n")
         log.info("gpus.mps: stopped the MPS daemon")
+    for name in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"):
+        os.environ.pop(name, None)  # processes started from here on go without it

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from rethink.gpus import claimed_gpu, list_gpus, slot_lock_name
+from rethink.mps import start_mps, stop_mps
 from tests.conftest import run_snakemake
 
 
@@ -212,3 +213,29 @@ def test_training_jobs_share_gpus_as_configured(tmp_path, jobs_per_gpu):
     assert calls[0] == f"start {pipe}" and calls[-1] == f"quit {pipe}"
     jobs = calls[1:-1]
     assert len(jobs) >= 6 and set(jobs) == {f"job {pipe}"}
+
+
+def test_mps_starts_once_is_shared_and_stops(tmp_path, monkeypatch, caplog):
+    """start_mps starts a daemon only where none listens, and says so; stop_mps quits it and
+    takes its pipe out of the environment; without the control program, a warning."""
+    record, system_path = tmp_path / "mps.txt", os.environ["PATH"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert not start_mps(tmp_path / "mps")
+    assert "nvidia-cuda-mps-control is not on PATH" in caplog.text
+    (tmp_path / "bin").mkdir()
+    fake_mps_control(tmp_path / "bin", record)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{system_path}")
+    for name in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    pipe = tmp_path / "mps" / "pipe"
+    assert start_mps(tmp_path / "mps")
+    assert os.environ["CUDA_MPS_PIPE_DIRECTORY"] == str(pipe)
+    (pipe / "control").touch()  # a daemon listens there now: the next workflow shares it
+    assert not start_mps(tmp_path / "mps")
+    stop_mps()
+    assert "CUDA_MPS_PIPE_DIRECTORY" not in os.environ
+    assert record.read_text().splitlines() == [
+        f"start {pipe}",
+        f"get_server_list {pipe}",
+        f"quit {pipe}",
+    ]
