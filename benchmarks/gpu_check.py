@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -55,25 +54,25 @@ except ImportError:  # not among this check's requirements: a silent stand-in
     _stand_in.tqdm = _NoBar
     sys.modules["tqdm"] = _stand_in
 
+from common import random_device_data, random_images, synchronize, timed  # this folder
+
 from rethink.compiled import compile_model
 from rethink.gpus import setup_device
 from rethink.h5io import ImageDataset, Split, write_dataset
 from rethink.models import MODELS
 from rethink.mps import start_mps, stop_mps
 from rethink.precision import PRECISIONS, PrecisionError, resolve_precision
-from rethink.preprocess import preprocess
 from rethink.train import (
-    DeviceData,
     RunConfig,
     evaluate,
     make_model,
     make_optimizer,
-    memory_format,
     train_epoch,
     train_run,
 )
 
 BATCH = 128
+CIFAR_SHAPE = (32, 32, 3)
 CROP = 28  # the paper's crop of CIFAR-10's 32x32 images
 
 
@@ -101,41 +100,13 @@ def paper_decay(n_images: int) -> float:
     return 0.95 ** (-(-n_images // BATCH) / 391)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def random_images(n: int, device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """n uint8 N x 3 x 32 x 32 images and labels of 10 classes, uniformly random."""
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    return images.to(device), torch.randint(0, 10, (n,), generator=gen).to(device)
-
-
-def device_data(model: torch.nn.Module, n: int, device) -> DeviceData:
-    raw, labels = random_images(n, device)
-    inputs = preprocess(raw, CROP)
-    return DeviceData(
-        train_images=raw, train_labels=labels, train_inputs=inputs, test_images=raw,
-        test_inputs=inputs, test_labels=labels, classes=[str(c) for c in range(10)],
-    ).in_memory_format(memory_format(model))  # fmt: skip
-
-
 def throughput(name: str, precision: str, compiled: bool, device, steps: int) -> dict:
     """Training and evaluation images/s of one model and setting; compile time apart."""
     config = RunConfig(name, precision=precision, compile=compiled, device=str(device))
     model = make_model(config, (3, CROP, CROP), 10, device)
-    data = device_data(model, BATCH * steps, device)
+    data = random_device_data(model, BATCH * steps, CIFAR_SHAPE, CROP, device)
     net = compile_model(model, device) if compiled else model
     optimizer, gen = make_optimizer(config, model), torch.Generator(device).manual_seed(0)
-
-    def seconds(work) -> float:
-        synchronize(device)
-        start = time.perf_counter()
-        work()
-        synchronize(device)
-        return time.perf_counter() - start
 
     def train():
         train_epoch(net, optimizer, data, config, gen)
@@ -143,8 +114,8 @@ def throughput(name: str, precision: str, compiled: bool, device, steps: int) ->
     def evaluation():
         evaluate(net, data.train_inputs, data.train_labels, 2 * BATCH, precision)
 
-    first = seconds(train) + seconds(evaluation)  # compiles (if compiled), warms caches
-    train_s, eval_s = min(seconds(train) for _ in range(2)), seconds(evaluation)
+    first = timed(train, device) + timed(evaluation, device)  # compiles, warms caches
+    train_s, eval_s = min(timed(train, device) for _ in range(2)), timed(evaluation, device)
     n = len(data.train_labels)
     return dict(
         model=name, precision=precision, compiled=compiled, train_images_per_s=n / train_s,
@@ -206,7 +177,7 @@ def worker(name: str, precision: str, seconds: float, barrier: str, device) -> N
     """One of part b's processes: warm up, wait for the others, train for `seconds`."""
     config = RunConfig(name, precision=precision, device=str(device))
     model = make_model(config, (3, CROP, CROP), 10, device)
-    data = device_data(model, BATCH * 8, device)
+    data = random_device_data(model, BATCH * 8, CIFAR_SHAPE, CROP, device)
     optimizer, gen = make_optimizer(config, model), torch.Generator(device).manual_seed(0)
     train_epoch(model, optimizer, data, config, gen)
     synchronize(device)
@@ -247,9 +218,8 @@ def measure_concurrency(device, name: str, precision: str, size: Size) -> pd.Dat
 
 def random_label_variant(path: Path, n_train: int, n_test: int) -> Path:
     """A CIFAR-10-shaped variant file of random images with random labels."""
-    images, labels = random_images(n_train + n_test, "cpu", seed=1)
-    images = images.permute(0, 2, 3, 1).numpy()
-    labels = labels.numpy().astype(np.int64)
+    images, labels = random_images(n_train + n_test, CIFAR_SHAPE, seed=1)
+    images, labels = images.numpy(), labels.numpy()
     write_dataset(path, ImageDataset(
         train=Split(images[:n_train], labels[:n_train]),
         test=Split(images[n_train:], labels[n_train:]),

@@ -27,23 +27,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from common import random_device_data, timed  # this folder's shared benchmark pieces
 from torch.utils.flop_counter import FlopCounterMode
-from train_throughput import (  # this folder: the benchmarks share the timer and device set-up
-    add_device_arguments,
-    device_from,
-    timed,
-)
+from train_throughput import add_device_arguments, device_from
 
 from rethink.config import load_study, run_config, run_table
 from rethink.datasets import DATASETS
 from rethink.precision import resolve_precision
-from rethink.preprocess import preprocess
 from rethink.train import (
-    DeviceData,
     evaluate,
     make_model,
     make_optimizer,
-    memory_format,
     train_epoch,
 )
 
@@ -51,24 +45,12 @@ from rethink.train import (
 def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:
     """Seconds per training step and per evaluated image, and FLOPs per training image."""
     run = run_config(config, model, "none", 0)
-    gen = torch.Generator().manual_seed(0)
     n = run.batch_size * steps
-    shape = (n, *DATASETS[dataset].image_shape)
-    raw = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen)
-    raw = raw.permute(0, 3, 1, 2).contiguous().to(device)
-    inputs = preprocess(raw, run.crop_size)
-    labels = torch.randint(0, 10, (n,), generator=gen).to(device)
-    net = make_model(run, inputs.shape[1:], 10, device)
-    data = DeviceData(
-        train_images=raw,
-        train_labels=labels,
-        train_inputs=inputs,
-        test_images=raw,
-        test_inputs=inputs,
-        test_labels=labels,
-        classes=[str(c) for c in range(10)],
-    ).in_memory_format(memory_format(net))
-    inputs = data.train_inputs  # as training stores them
+    shape = DATASETS[dataset].image_shape
+    net = make_model(run, (shape[2], run.crop_size, run.crop_size), 10, device)
+    data = random_device_data(net, n, shape, run.crop_size, device)
+    inputs, labels = data.train_inputs, data.train_labels  # as training stores them
+    precision = resolve_precision(run.precision, device)  # the study's, as training runs it
     optimizer = make_optimizer(run, net)
     device_gen = torch.Generator(device=device).manual_seed(0)
 
@@ -79,8 +61,9 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
 
     train_epoch(net, optimizer, data, run, device_gen)  # warm-up: kernels, allocator
     step_s = timed(lambda: train_epoch(net, optimizer, data, run, device_gen), device) / steps
-    evaluate(net, inputs, labels, run.eval_batch_size)
-    eval_s = timed(lambda: evaluate(net, inputs, labels, run.eval_batch_size), device) / n
+    evaluate(net, inputs, labels, run.eval_batch_size, precision)
+    eval_s = timed(lambda: evaluate(net, inputs, labels, run.eval_batch_size, precision), device)
+    eval_s /= n
     step_flop = flops.get_total_flops()
     return dict(
         step_s=step_s, eval_s=eval_s, gflop=step_flop / run.batch_size / 1e9,

@@ -16,12 +16,12 @@ import argparse
 import dataclasses
 import functools
 import platform
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from common import random_images, timed  # this folder's shared benchmark pieces
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -62,26 +62,14 @@ class PerSampleImages(Dataset):
         ), int(self.labels[i])
 
 
-def timed(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def benchmark_images(data: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n uint8 N x H x W x C images and their labels."""
-    gen = torch.Generator().manual_seed(0)
     if data == "mnist5k":
         dataset = build_dataset("mnist5k", [], {"seed": 0, "test_per_class": 100})
         index = torch.arange(n) % len(dataset.train.labels)
         images, labels = dataset.train.images[index.numpy()], dataset.train.labels[index.numpy()]
         return torch.from_numpy(images), torch.from_numpy(labels)
-    images = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=gen)
-    return images, torch.randint(0, 10, (n,), generator=gen)
+    return random_images(n, (32, 32, 3))
 
 
 def measure(

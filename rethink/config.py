@@ -111,28 +111,30 @@ def _check_runs(config: dict) -> None:
                 raise ConfigError(f"config key '{key}.regularizers': {err}") from None
 
 
+def _training_settings(training: dict) -> dict[str, dict]:
+    """The training settings each config key stands for: `training`, and every
+    `training.models.{model}` with its overrides on top."""
+    return {"training": training} | {
+        f"training.models.{m}": {**training, **o} for m, o in training["models"].items()
+    }
+
+
 def _check_critical(training: dict) -> None:
     """Critical samples are stored in the per-example record: they need it on."""
     if training["record_examples"]:
         return
-    wanting = {"training": training["critical_examples"]} | {
-        f"training.models.{m}": o.get("critical_examples", 0) for m, o in training["models"].items()
-    }
-    for key, examples in wanting.items():
-        if examples:
+    for key, setting in _training_settings(training).items():
+        if setting["critical_examples"]:
             raise ConfigError(
-                f"config key '{key}.critical_examples': {examples} critical samples need "
-                "training.record_examples: true (they are stored in examples.h5); set it, or "
-                "set critical_examples to 0"
+                f"config key '{key}.critical_examples': {setting['critical_examples']} critical "
+                "samples need training.record_examples: true (they are stored in examples.h5); "
+                "set it, or set critical_examples to 0"
             )
 
 
 def _check_precision(training: dict) -> None:
     """tf32 exists on CUDA GPUs only: refuse it for runs pinned to the CPU."""
-    settings = {"training": training} | {
-        f"training.models.{m}": {**training, **o} for m, o in training["models"].items()
-    }
-    for key, setting in settings.items():
+    for key, setting in _training_settings(training).items():
         if setting["device"] == "cpu" and setting["precision"] == "tf32":
             raise ConfigError(
                 f"config key '{key}.precision': tf32 needs a CUDA GPU and training.device is "

@@ -21,6 +21,7 @@ import runpy, sys
 for name in {blocked!r}:
     sys.modules[name] = None  # `import name` fails
 sys.argv = ["gpu_check.py", *{args!r}]
+sys.path.insert(0, {folder!r})  # as `python benchmarks/gpu_check.py` does
 runpy.run_path({script!r}, run_name="__main__")
 """
 
@@ -30,7 +31,7 @@ def gpu_check(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.json"
     code = RUN_WITHOUT.format(
         blocked=NOT_NEEDED, args=["--small", "--device", "cpu", "--json", str(out)],
-        script=str(REPO / "benchmarks" / "gpu_check.py"),
+        script=str(REPO / "benchmarks" / "gpu_check.py"), folder=str(REPO / "benchmarks"),
     )  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=out.parent, capture_output=True, text=True, timeout=600

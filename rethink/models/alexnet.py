@@ -20,14 +20,17 @@ class LocalResponseNorm(nn.Module):
     def __init__(self, size: int, alpha: float, beta: float, k: float):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self._windows: dict[tuple[int, torch.device], torch.Tensor] = {}  # made once, not a step
 
     def window(self, channels: int, device) -> torch.Tensor:
         """Weights of the window mean: output channel i averages input channels i - size // 2
         to i + (size - 1) // 2 (zero beyond the edges, still divided by size, as PyTorch)."""
-        offset = torch.arange(channels, device=device)
-        offset = offset[None, :] - offset[:, None]  # input minus output channel
-        inside = (offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)
-        return (inside.float() / self.size)[:, :, None, None]
+        if (channels, device) not in self._windows:
+            offset = torch.arange(channels, device=device)
+            offset = offset[None, :] - offset[:, None]  # input minus output channel
+            inside = (offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)
+            self._windows[channels, device] = (inside.float() / self.size)[:, :, None, None]
+        return self._windows[channels, device]
 
     def forward(self, x):
         with torch.autocast(x.device.type, enabled=False):

@@ -1,0 +1,43 @@
+"""What the benchmark scripts share: a timer that waits for the device, and random images as
+training holds them. It needs torch and rethink only, as benchmarks/gpu_check.py does."""
+
+import time
+
+import torch
+
+from rethink.preprocess import preprocess
+from rethink.train import DeviceData, memory_format
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    """Seconds `fn()` takes, the device's queued work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def random_images(n: int, shape: tuple, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n uniformly random uint8 images of `shape` (H x W x C), and labels of 10 classes."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
+    return images, torch.randint(0, 10, (n,), generator=gen)
+
+
+def random_device_data(model, n: int, shape: tuple, crop: int, device) -> DeviceData:
+    """n random images as training holds them for `model` on `device`, the training and the
+    test split alike."""
+    images, labels = random_images(n, shape)
+    raw = images.permute(0, 3, 1, 2).contiguous().to(device)
+    inputs = preprocess(raw, crop)
+    labels = labels.to(device)
+    return DeviceData(
+        train_images=raw, train_labels=labels, train_inputs=inputs, test_images=raw,
+        test_inputs=inputs, test_labels=labels, classes=[str(c) for c in range(10)],
+    ).in_memory_format(memory_format(model))  # fmt: skip
