@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rethink.precision import PrecisionError, autocast, resolve_precision
+from rethink.precision import PrecisionError, autocast, resolve_precision, set_matmul_precision
 from rethink.train import RunConfig, load_data, make_model, make_optimizer, train_epoch, train_run
 from tests.conftest import REPO
 
@@ -103,3 +103,26 @@ def test_compiled_training_matches_eager_and_caches_its_compilation(variants, tm
     reference = pd.read_csv(tmp_path / "eager" / "history.csv")
     for column in ("train_loss", "train_acc", "test_acc"):
         assert compiled[column].to_numpy() == pytest.approx(reference[column], abs=0.01)
+
+
+@pytest.fixture
+def tf32_flags():
+    """cuBLAS's and cuDNN's TF32 switches (they exist without a GPU), restored afterwards."""
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    saved = [f.allow_tf32 for f in flags]
+    yield flags
+    for f, value in zip(flags, saved, strict=True):
+        f.allow_tf32 = value
+
+
+@pytest.mark.parametrize(("precision", "tf32"), [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_tf32_is_on_exactly_when_asked_for_on_cuda(precision, tf32, tf32_flags):
+    """PyTorch lets cuDNN use TF32 by default: fp32 switches it off, for cuBLAS and cuDNN
+    alike; a CPU run leaves them alone."""
+    for flags in tf32_flags:
+        flags.allow_tf32 = not tf32
+    set_matmul_precision(precision, torch.device("cuda"))
+    assert [flags.allow_tf32 for flags in tf32_flags] == [tf32, tf32]
+    tf32_flags[1].allow_tf32 = True
+    set_matmul_precision("fp32", CPU)
+    assert tf32_flags[1].allow_tf32
