@@ -30,6 +30,7 @@ from rethink.rademacher import rademacher_runs
 from rethink.sources import package_sources, workdir_relative
 from rethink.table1 import PAPER_TABLE1, table1_runs
 from rethink.variants import label_corruption
+from rethink.warm import start_server as start_warm_server
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -46,6 +47,8 @@ os.environ[JOBS_PER_GPU_VARIABLE] = str(config["gpus"]["jobs_per_gpu"])
 onstart:
     if config["gpus"]["mps"] and workflow.local_exec and start_mps():
         atexit.register(stop_mps)
+    if config["warm_start"] and workflow.local_exec:
+        start_warm_server("logs/warm-start.log")
 
 
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
