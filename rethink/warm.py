@@ -9,10 +9,10 @@ object, and the server forks a child that runs the script in the job's place. Th
 waits, forwards the signals it gets, and exits with the child's status.
 
 Without a server, or when it cannot serve this job exactly as a fresh process would (another
-Python environment, a pipeline module edited since the server imported it), `delegate`
-returns and the script runs as usual. The server never runs a tensor operation or touches
-CUDA, so each child starts with untouched thread pools and GPUs, and it quits when the
-Snakemake process that started it ends.
+Python environment or checkout, other thread settings, a pipeline module edited since the
+server imported it), `delegate` returns and the script runs as usual. The server never runs
+a tensor operation or touches CUDA, so each child starts with untouched thread pools and
+GPUs, and it quits when the Snakemake process that started it ends.
 """
 
 import atexit
@@ -48,8 +48,6 @@ LOAD_TIME_VARIABLES = [
     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
 ]  # fmt: skip
 HANDSHAKE_SECONDS = 60
-
-log = logging.getLogger(__name__)
 
 
 def delegate(snakemake, script: str) -> None:
@@ -87,7 +85,7 @@ def delegate(snakemake, script: str) -> None:
 def start_server(log_path: str) -> Callable[[], None]:
     """Start a server for this process's jobs, its messages in `log_path`; it stops when this
     process exits or the returned function is called. Jobs that start before it has imported
-    everything start cold."""
+    everything wait for it."""
     directory = Path(tempfile.mkdtemp(prefix="rethink-warm-"))  # short: socket paths are
     path = directory / "socket"  # limited to ~100 characters
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
