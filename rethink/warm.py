@@ -96,14 +96,19 @@ def start_server(log_path: str) -> Callable[[], None]:
             env=os.environ | dict.fromkeys(LOAD_TIME_VARIABLES, "1"),
         )  # fmt: skip
 
-    while not path.exists() and server.poll() is None:  # Python's start-up, ~0.05 s
+    deadline = time.monotonic() + 10  # Python's start-up takes ~0.05 s; never hang a workflow
+    while not path.exists() and server.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
 
     def stop():
         atexit.unregister(stop)
         os.environ.pop(SOCKET_VARIABLE, None)
         server.terminate()
-        server.wait()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # stuck in a long call: nothing of it is needed
+            server.kill()
+            server.wait()
         shutil.rmtree(directory, ignore_errors=True)  # if it did not clean up after itself
 
     atexit.register(stop)
@@ -113,12 +118,15 @@ def start_server(log_path: str) -> Callable[[], None]:
 
 def serve(path: str, parent: int) -> None:
     """Listen on `path`, import PRELOAD, then fork a child per request it can serve until the
-    process `parent` is gone; remove `path` and its directory then."""
+    process `parent` is gone or SIGTERM comes; remove `path` and its directory, and exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the jobs; this ends with them
-    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))  # and cleans up
+    # Exit from the handler itself: an exception raised there mid-import can be swallowed by
+    # the imported code, and Snakemake would wait for this process forever.
+    signal.signal(signal.SIGTERM, lambda number, frame: _quit(path, 0))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)  # the first jobs wait here while the imports run
+    status = 1
     try:
         for module in PRELOAD:
             __import__(module)
@@ -127,10 +135,18 @@ def serve(path: str, parent: int) -> None:
         listener.settimeout(1.0)
         print(f"serving on {path} with {', '.join(PRELOAD)} imported", flush=True)
         _accept(listener, loaded, parent)
+        status = 0
+    except BaseException:
+        traceback.print_exc()
     finally:  # in the server only: a child never returns from _run_child
-        listener.close()
-        Path(path).unlink(missing_ok=True)
-        Path(path).parent.rmdir()
+        _quit(path, status)
+
+
+def _quit(path: str, status: int) -> None:
+    """Remove the socket and its directory and exit, without tearing torch down (a second)."""
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+    sys.stdout.flush()
+    os._exit(status)
 
 
 def _accept(listener: socket.socket, loaded: dict, parent: int) -> None:
@@ -286,13 +302,4 @@ def _receive(conn: socket.socket) -> dict | None:
 if __name__ == "__main__":
     from rethink.warm import serve as serve_  # this module as jobs import it, not __main__
 
-    status = 0
-    try:
-        serve_(sys.argv[1], int(sys.argv[2]))
-    except SystemExit:  # SIGTERM
-        pass
-    except BaseException:
-        traceback.print_exc()
-        status = 1
-    sys.stdout.flush()
-    os._exit(status)  # without tearing torch down, a second
+    serve_(sys.argv[1], int(sys.argv[2]))

@@ -151,6 +151,18 @@ def test_the_server_ends_with_the_process_that_started_it(tmp_path):
     assert gone(server)
 
 
+def test_stopping_the_server_at_any_point_of_its_imports_ends_it(tmp_path):
+    """Snakemake stops the server when it exits, which can be while it is still importing
+    torch (a first job failed at once): stop() must not wait for ever."""
+    for delay in (0.0, 0.3, 0.8, 1.5, 2.5):
+        stop = warm.start_server(str(tmp_path / "warm.log"))
+        directory = Path(os.environ[warm.SOCKET_VARIABLE]).parent
+        time.sleep(delay)
+        started = time.monotonic()
+        stop()
+        assert time.monotonic() - started < 15 and not directory.exists()
+
+
 def request(**changes) -> dict:
     return dict(
         prefix=sys.prefix, package=str(warm.PACKAGE),
