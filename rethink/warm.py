@@ -180,7 +180,7 @@ def _serve_one(conn: socket.socket, listener: socket.socket, loaded: dict) -> bo
         os.write(fds[2], f"rethink.warm: {reason}; this job starts cold\n".encode())
         print(f"{request['script']}: refused: {reason}", flush=True)
         conn.sendall(_framed(pickle.dumps({"pid": None})))
-        return "changed since" in reason
+        return bool(_changed(loaded))
     finally:
         for fd in fds:
             os.close(fd)
@@ -195,10 +195,15 @@ def _refusal(request: dict, loaded: dict) -> str | None:
     differ = [v for v in LOAD_TIME_VARIABLES if request["environ"].get(v) != os.environ.get(v)]
     if differ:
         return f"the job's {', '.join(differ)} differ from the server's"
-    changed = [name for name, stamp in loaded.items() if _stamp(name) != stamp]
+    changed = _changed(loaded)
     if changed:
         return f"{', '.join(changed)} changed since the server imported it; it stops serving"
     return None
+
+
+def _changed(loaded: dict) -> list[str]:
+    """The pipeline modules edited since the server imported them."""
+    return [name for name, stamp in loaded.items() if _stamp(name) != stamp]
 
 
 def _run_child(conn: socket.socket, fds: list[int], request: dict) -> None:
