@@ -20,15 +20,26 @@ def training_runtime_minutes(
     run: RunConfig, dataset: DatasetSource, cluster: dict, attempt: int = 1
 ) -> int:
     """Minutes for `run` on `dataset`: a base for start-up, plus the model's minutes per million
-    training images times the images of `max_epochs` epochs, times the attempt."""
+    training images (on one GPU) times the images of `max_epochs` epochs, shared by the run's
+    GPUs, times the attempt."""
     per_million = cluster["minutes_per_million_images"]
     rate = per_million.get(run.model, per_million["default"])
     n_train = min(dataset.size[0], run.train_subset or dataset.size[0])
-    minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6
+    gpus = run.nodes * run.gpus_per_node
+    minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6 / gpus
     return math.ceil(minutes) * attempt
 
 
-def training_mem_mb(dataset: DatasetSource, cluster: dict) -> int:
-    """Megabytes for a training job: a base for Python, torch and CUDA, plus the dataset."""
+# Host memory of a DataLoader worker decoding and augmenting JPEGs, with its prefetched batches.
+WORKER_MB = 1024
+
+
+def training_mem_mb(dataset: DatasetSource, cluster: dict, run: RunConfig | None = None) -> int:
+    """Megabytes for a training job (per node): a base for Python, torch and CUDA, plus the
+    dataset; for a dataset streamed from JPEG files, a base and the loader workers per
+    process instead."""
+    if dataset.encoded:
+        run = run or RunConfig("inception-v3")
+        return run.gpus_per_node * (cluster["mem_mb_base"] + WORKER_MB * run.loader_workers)
     pixels = sum(dataset.size) * math.prod(dataset.image_shape)
     return cluster["mem_mb_base"] + math.ceil(BYTES_PER_PIXEL * pixels / 2**20)

@@ -71,6 +71,7 @@ def check_config(config: dict) -> dict:
                 f"({', '.join(variants['names'])})"
             )
     _check_runs(config)
+    _check_encoded(config)
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
     _check_critical(config["training"])
@@ -109,6 +110,36 @@ def _check_runs(config: dict) -> None:
                 parse_regularizer(name)
             except RegularizerNameError as err:
                 raise ConfigError(f"config key '{key}.regularizers': {err}") from None
+
+
+def _check_encoded(config: dict) -> None:
+    """Datasets stored as JPEG files (ImageNet) have label variants only, and train streamed
+    (rethink.distributed), as do runs over several processes: without per-example records
+    or compilation, and with a global batch that splits evenly over the processes."""
+    encoded = [name for name in config["datasets"] if DATASETS[name].encoded]
+    for variant in config["variants"]["names"]:
+        if encoded and not parse_variant(variant).labels_only:
+            raise ConfigError(
+                f"config key 'variants.names': '{variant}' changes pixels, and dataset "
+                f"'{encoded[0]}' is stored as JPEG files, which have label variants only; "
+                "remove it, or study that dataset in a study of its own"
+            )
+    for key, setting in _training_settings(config["training"]).items():
+        processes = setting["nodes"] * setting["gpus_per_node"]
+        if setting["batch_size"] % processes:
+            raise ConfigError(
+                f"config key '{key}.batch_size': the global batch of {setting['batch_size']} "
+                f"does not split evenly over nodes x gpus_per_node = {processes} processes"
+            )
+        if not (encoded or processes > 1):
+            continue
+        for option in ("record_examples", "compile"):
+            if setting[option]:
+                where = "on several processes" if processes > 1 else f"on {encoded[0]}"
+                raise ConfigError(
+                    f"config key '{key}.{option}': not available for runs {where} "
+                    "(rethink.distributed trains them); set it to false"
+                )
 
 
 def _training_settings(training: dict) -> dict[str, dict]:

@@ -17,6 +17,7 @@ import numpy as np
 from rethink.download import verify_archive
 from rethink.files import file_digest
 from rethink.h5io import DataFileError, ImageDataset, Split, write_dataset
+from rethink.imagenet import convert_imagenet
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,18 @@ class Archive:
 
 @dataclass(frozen=True)
 class DatasetSource:
-    image_shape: tuple[int, int, int]  # H x W x C of every image
+    image_shape: tuple[int, int, int]  # H x W x C of every image (encoded: the network input)
     size: tuple[int, int]  # train and test images (with the default options)
     archives: tuple[Archive, ...]
     # (archive paths in `archives` order, options from config) -> dataset
-    load: Callable[[list[Path], dict], ImageDataset]
+    load: Callable[[list[Path], dict], ImageDataset] | None = None
+    # Datasets stored as image files (rethink.encoded) convert themselves instead:
+    # (options from config, output path) -> None
+    convert: Callable[[dict, str], None] | None = None
+
+    @property
+    def encoded(self) -> bool:
+        return self.convert is not None
 
 
 def load_mnist5k(archive_paths: list[Path], options: dict) -> ImageDataset:
@@ -134,6 +142,13 @@ def _mnist_archive(filename: str, md5: str, sha256: str) -> Archive:
 
 DATASETS: dict[str, DatasetSource] = {
     "mnist5k": DatasetSource((28, 28, 1), (4_000, 1_000), archives=(), load=load_mnist5k),
+    # ILSVRC 2012 from a local copy (config key data.imagenet_path), as JPEG bytes
+    "imagenet": DatasetSource(
+        (299, 299, 3),
+        (1_281_167, 50_000),
+        archives=(),
+        convert=lambda options, output: convert_imagenet(options["imagenet_path"], output, options),
+    ),
     "cifar10": DatasetSource(
         (32, 32, 3),
         (50_000, 10_000),
@@ -194,6 +209,9 @@ def build_dataset(name: str, archive_paths: list[Path], options: dict) -> ImageD
 
 def write_dataset_file(name: str, archive_paths: list, options: dict, output_path: str) -> None:
     """Build dataset `name` from its archives and write it to `output_path`."""
+    if DATASETS[name].encoded:
+        DATASETS[name].convert(options, output_path)
+        return
     dataset = build_dataset(name, [Path(p) for p in archive_paths], options)
     write_dataset(output_path, dataset)
     log.info(

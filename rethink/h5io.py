@@ -81,14 +81,14 @@ def read_dataset(path: str | os.PathLike) -> ImageDataset:
         f = h5py.File(path, "r", locking=False)
     except OSError as err:
         raise DataFileError(
-            f"{path}: not a readable HDF5 file ({_h5_reason(err)}); "
+            f"{path}: not a readable HDF5 file ({h5_reason(err)}); "
             "it is truncated or corrupt: delete it and rerun snakemake"
         ) from None
     with f:
         splits = {name: _read_split(path, f, name) for name in SPLITS}
         if "classes" not in f.attrs:
             raise DataFileError(f"{path}: attribute 'classes' missing; rebuild the file")
-        attrs = {k: _plain(v) for k, v in f.attrs.items() if k != "classes"}
+        attrs = {k: plain(v) for k, v in f.attrs.items() if k != "classes"}
         classes = [str(c) for c in f.attrs["classes"]]
     return ImageDataset(splits["train"], splits["test"], classes, attrs)
 
@@ -106,10 +106,10 @@ def _read_split(path: Path, f: h5py.File, name: str) -> Split:
             if isinstance(link, h5py.ExternalLink):
                 raise DataFileError(
                     f"{path}: '{where}' links to {link.filename}:{link.path}, which cannot be "
-                    f"read ({_h5_reason(err)}); rebuild that file with snakemake"
+                    f"read ({h5_reason(err)}); rebuild that file with snakemake"
                 ) from None
             raise DataFileError(
-                f"{path}: cannot read '{where}' ({_h5_reason(err)}); "
+                f"{path}: cannot read '{where}' ({h5_reason(err)}); "
                 "the file is truncated or corrupt: delete it and rerun snakemake"
             ) from None
     images, labels = arrays["images"], arrays["labels"]
@@ -123,13 +123,13 @@ def _read_split(path: Path, f: h5py.File, name: str) -> Split:
     return Split(images, labels.astype(np.int64, copy=False))
 
 
-def _h5_reason(err: Exception) -> str:
+def h5_reason(err: Exception) -> str:
     """The short reason inside h5py's messages, e.g. 'file signature not found'."""
     found = re.findall(r"\(([^()]*)\)", str(err))
     return found[-1] if found else str(err).strip() or type(err).__name__
 
 
-def _plain(value):
+def plain(value):
     """HDF5 attribute values as plain Python, so that attrs compare and print naturally."""
     if isinstance(value, np.ndarray):
         return value.tolist()

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,17 @@ class RunConfig:
     critical_step: float = 0.25  # signed-gradient step alpha,
     critical_noise: float = 0.2  # noise standard deviation beta,
     critical_iterations: int = 100  # and iteration cap (Arpit et al. 2017)
+    # Streamed runs (rethink.distributed): ImageNet, or any run over several processes.
+    nodes: int = 1  # machines, one torchrun each (several: srun + torchrun under SLURM)
+    gpus_per_node: int = 1  # processes per machine: one per GPU (gloo processes on a CPU)
+    loader_workers: int = 0  # DataLoader worker processes per training process
+    train_eval_images: int | None = None  # training accuracy on a fixed random subset this big
 
     # Fields that change how a run executes but not what it computes.
-    RUNTIME_ONLY = ("checkpoint_every", "keep_checkpoint", "device", "threads", "deterministic")
+    RUNTIME_ONLY = (
+        "checkpoint_every", "keep_checkpoint", "device", "threads", "deterministic", "nodes",
+        "gpus_per_node", "loader_workers",
+    )  # fmt: skip
 
     def __post_init__(self):
         if self.lr is None:
@@ -95,7 +104,11 @@ class RunConfig:
 
     def determining_fields(self) -> dict:
         """Everything that determines the run's numbers (Snakemake reruns a run when it changes)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_ONLY}
+        fields = dataclasses.asdict(self)
+        # Unset, it is left out: adding it (for ImageNet) changed no earlier run's config hash.
+        if fields["train_eval_images"] is None:
+            del fields["train_eval_images"]
+        return {k: v for k, v in fields.items() if k not in self.RUNTIME_ONLY}
 
     def config_hash(self) -> str:
         return hashlib.sha256(
@@ -271,7 +284,10 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
     data = data.in_memory_format(memory_format(model))
     checkpoint = run_dir / "checkpoint.pt"
     if checkpoint.exists():
-        resumed = _resume(checkpoint, config, model, optimizer, gen)
+        resumed = load_checkpoint(
+            checkpoint, config, model, optimizer,
+            lambda saved, state: _restore_rng(saved, gen, config.seed, state["epoch"], checkpoint),
+        )  # fmt: skip
         if resumed is None:  # the model may hold half a checkpoint: build it again
             model, optimizer, gen, state = fresh_start()
         else:
@@ -337,7 +353,7 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
             log.warning("%s: training loss diverged at epoch %d", run_dir, state["epoch"])
             break
         if state["epoch"] % config.checkpoint_every == 0 and not state["fitted"]:
-            _save_checkpoint(checkpoint, config, model, optimizer, gen, state)
+            save_checkpoint(checkpoint, config, model, optimizer, state, _rng_state(gen))
     bar.close()
     if config.critical_examples and record.critical_epochs[-1:] != [state["epoch"]]:
         probe_critical()  # and at the last epoch
@@ -351,7 +367,7 @@ def _train(variant_path: str, run_dir: Path, config: RunConfig, source_path) -> 
     execution = {"device": str(device), "precision": precision, "compile": config.compile}
     if config.compile:
         execution["compile_seconds"] = round(compile_seconds(), 3)
-    summary = _write_outputs(run_dir, config, state, model, execution, examples)
+    summary = write_outputs(run_dir, config, state, model, execution, examples)
     if not config.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
     return summary
@@ -384,10 +400,18 @@ def critical_set_indices(corrupted: np.ndarray, n_test: int, config: RunConfig) 
     return {"test": np.arange(min(k, n_test)), "train": np.sort(train)}
 
 
-def _write_outputs(
-    run_dir: Path, config: RunConfig, state: dict, model, execution, examples
+def write_outputs(
+    run_dir: Path,
+    config: RunConfig,
+    state: dict,
+    model,
+    execution,
+    examples=None,
+    columns=HISTORY_COLUMNS,
 ) -> dict:
-    history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
+    """history.csv, steps.csv, examples.h5 (if `examples` writes it) and summary.json, all or
+    none; returns the summary."""
+    history = pd.DataFrame(state["history"], columns=columns)
     losses = torch.tensor(state["step_losses"], dtype=torch.float64)
     block = config.loss_block_steps
     ends = list(range(block, len(losses) + 1, block)) or [len(losses)]
@@ -440,20 +464,26 @@ def _default_generator(device: torch.device) -> torch.Generator:
     return torch.default_generator
 
 
-def _save_checkpoint(path: Path, config: RunConfig, model, optimizer, gen, state: dict) -> None:
-    device = gen.device
+def _rng_state(gen: torch.Generator) -> dict:
+    """The training device's random state only: a CPU run never touches CUDA."""
+    return {
+        "device_type": gen.device.type,
+        "generator": gen.get_state(),  # batch order, crops, flips, colour jitter
+        "default_generator": _default_generator(gen.device).get_state(),  # dropout
+    }
+
+
+def save_checkpoint(
+    path: Path, config: RunConfig, model, optimizer, state: dict, rng: dict | None = None
+) -> None:
     payload = {
         "config_hash": config.config_hash(),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        # The training device's random state only: a CPU run never touches CUDA.
-        "rng": {
-            "device_type": device.type,
-            "generator": gen.get_state(),  # batch order, crops, flips, colour jitter
-            "default_generator": _default_generator(device).get_state(),  # dropout
-        },
         "state": state,
     }
+    if rng is not None:
+        payload["rng"] = rng
     # Serialized in memory first: torch.save on a full disk fails with an unrelated message.
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -461,9 +491,11 @@ def _save_checkpoint(path: Path, config: RunConfig, model, optimizer, gen, state
         tmp.write_bytes(buffer.getbuffer())
 
 
-def _resume(path: Path, config: RunConfig, model, optimizer, gen) -> dict | None:
-    """Load the checkpoint into model, optimizer and generators and return the run's state, or
-    warn in one line and return None if it cannot be used."""
+def load_checkpoint(
+    path: Path, config: RunConfig, model, optimizer, restore_rng: Callable | None = None
+) -> dict | None:
+    """Load the checkpoint into model and optimizer (and `restore_rng(saved_rng, state)`) and
+    return the run's state, or warn in one line and return None if it cannot be used."""
     try:
         # weights_only: tensors and plain containers, never code from the file
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -473,7 +505,8 @@ def _resume(path: Path, config: RunConfig, model, optimizer, gen) -> dict | None
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         state = payload["state"]
-        _restore_rng(payload["rng"], gen, config.seed, state["epoch"], path)
+        if restore_rng is not None:
+            restore_rng(payload["rng"], state)
     except Exception as err:  # a checkpoint is a cache: never let a bad one stop the run
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         log.warning("%s: cannot resume from it (%s); starting from scratch", path, reason)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rethink import RethinkError
+from rethink.encoded import is_encoded, read_encoded_labels, write_encoded_labels
 from rethink.h5io import SPLITS, ImageDataset, Split, read_dataset, write_dataset
 
 log = logging.getLogger(__name__)
@@ -148,29 +149,41 @@ def make_variant(
     train_images, test_images = source.train.images, source.test.images
     if spec.pixels is not None:
         train_images, test_images = PIXEL_CORRUPTIONS[spec.pixels](train_images, test_images, rng)
-    classes = source.classes
+    labels = {split: source.split(split).labels for split in SPLITS}
+    classes, new = variant_labels(spec, labels, source.classes, rng, corrupt_test_labels)
+    attrs = variant_attrs(source.attrs, spec, seed, corrupt_test_labels, labels, new)
+    return ImageDataset(
+        Split(train_images, new["train"]), Split(test_images, new["test"]), classes, attrs
+    )
+
+
+def variant_labels(
+    spec: VariantSpec, labels: dict, classes: list[str], rng, corrupt_test_labels: bool
+) -> tuple[list[str], dict]:
+    """The variant's classes and its labels of each split, from the source's `labels`."""
     if spec.rademacher:  # a random sign for every example, test ones too: nothing to learn
-        classes = RADEMACHER_CLASSES
-        train_labels = rng.integers(0, 2, len(source.train.labels))
-        test_labels = rng.integers(0, 2, len(source.test.labels))
-    else:
-        train_labels = corrupt_labels(source.train.labels, spec.p, len(classes), rng)
-        test_labels = source.test.labels
-        if corrupt_test_labels:
-            test_labels = corrupt_labels(test_labels, spec.p, len(classes), rng)
-    attrs = {
-        **source.attrs,
-        "variant": name,
+        signs = {split: rng.integers(0, 2, len(labels[split])) for split in SPLITS}
+        return RADEMACHER_CLASSES, signs
+    test = labels["test"]
+    train = corrupt_labels(labels["train"], spec.p, len(classes), rng)
+    if corrupt_test_labels:
+        test = corrupt_labels(test, spec.p, len(classes), rng)
+    return classes, {"train": train, "test": test}
+
+
+def variant_attrs(
+    source_attrs: dict, spec: VariantSpec, seed: int, corrupt_test_labels: bool, old, new
+) -> dict:
+    return {
+        **source_attrs,
+        "variant": spec.name,
         "p": spec.p,
         "seed": seed,
-        "dataset_seed": source.attrs.get("seed", -1),
+        "dataset_seed": source_attrs.get("seed", -1),
         "corrupt_test_labels": corrupt_test_labels,
-        "changed_fraction": float(np.mean(train_labels != source.train.labels)),
-        "test_changed_fraction": float(np.mean(test_labels != source.test.labels)),
+        "changed_fraction": float(np.mean(new["train"] != old["train"])),
+        "test_changed_fraction": float(np.mean(new["test"] != old["test"])),
     }
-    return ImageDataset(
-        Split(train_images, train_labels), Split(test_images, test_labels), classes, attrs
-    )
 
 
 def _permute_each_image(images: Images, rng: np.random.Generator, chunk: int = 4096) -> Images:
@@ -187,24 +200,40 @@ def _permute_each_image(images: Images, rng: np.random.Generator, chunk: int = 4
 
 def write_variant_file(
     source_path: str, output_path: str, name: str, seed: int, corrupt_test_labels: bool = False
-) -> ImageDataset:
-    """Read a dataset file, write its variant `name`; return the variant.
+) -> None:
+    """Read a dataset file, write its variant `name`.
 
-    A label-only variant stores no image copy: its `images` are HDF5 external links to the
+    A label-only variant stores no image copy: its images are HDF5 external links to the
     source file, by a path relative to the variant's own directory.
     """
-    source = read_dataset(source_path)
-    variant = make_variant(source, name, seed, corrupt_test_labels)
-    links = {}
-    if parse_variant(name).labels_only:
-        relative = os.path.relpath(source_path, os.path.dirname(os.path.abspath(output_path)))
-        links = {split: relative for split in SPLITS}
-    write_dataset(output_path, variant, image_links=links)
+    if is_encoded(source_path):
+        changed = _write_encoded_variant(source_path, output_path, name, seed, corrupt_test_labels)
+    else:
+        source = read_dataset(source_path)
+        variant = make_variant(source, name, seed, corrupt_test_labels)
+        links = {}
+        if parse_variant(name).labels_only:
+            relative = os.path.relpath(source_path, os.path.dirname(os.path.abspath(output_path)))
+            links = {split: relative for split in SPLITS}
+        write_dataset(output_path, variant, image_links=links)
+        changed = variant.attrs["changed_fraction"]
     log.info(
         "%s: variant %s, seed %d, %.2f%% of train labels changed",
-        output_path,
-        name,
-        seed,
-        100 * variant.attrs["changed_fraction"],
-    )
-    return variant
+        output_path, name, seed, 100 * changed,
+    )  # fmt: skip
+
+
+def _write_encoded_variant(source_path, output_path, name, seed, corrupt_test_labels) -> float:
+    """A label variant of an encoded dataset (ImageNet): labels only, the images linked."""
+    spec = parse_variant(name)
+    if not spec.labels_only:
+        raise VariantNameError(
+            f"variant '{name}' changes pixels, and {source_path} stores JPEG files, which this "
+            "pipeline does not re-encode; use true, random, corrupt{p} or rademacher{k}"
+        )
+    labels, classes, attrs = read_encoded_labels(source_path)
+    rng = variant_rng(name, seed)
+    classes, new = variant_labels(spec, labels, classes, rng, corrupt_test_labels)
+    attrs = variant_attrs(attrs, spec, seed, corrupt_test_labels, labels, new)
+    write_encoded_labels(output_path, source_path, new, classes, attrs)
+    return attrs["changed_fraction"]

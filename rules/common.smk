@@ -21,6 +21,7 @@ from rethink.config import (
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
 from rethink.gpus import JOBS_PER_GPU_VARIABLE
+from rethink.imagenet import find_imagenet
 from rethink.kernel_report import KERNEL_FIGURE
 from rethink.memorization import EXAMPLES_FILE
 from rethink.memorization_figures import MEMORIZATION_FIGURES, drawable_memorization_figures
@@ -39,6 +40,9 @@ except WorkflowError as err:  # raised while handling jsonschema's ValidationErr
         raise
     raise ConfigError(describe_schema_error(err.__context__)) from None
 check_config(config)
+# ImageNet's local copy is checked before any job, unless it was converted already.
+if "imagenet" in config["datasets"] and not os.path.exists("results/datasets/imagenet.h5"):
+    find_imagenet(config["data"]["imagenet_path"])
 # Several training jobs per GPU (gpus.jobs_per_gpu), optionally under NVIDIA MPS, started for a
 # local run and stopped when Snakemake exits (rethink.mps). Cluster jobs inherit the setting.
 os.environ[JOBS_PER_GPU_VARIABLE] = str(config["gpus"]["jobs_per_gpu"])
@@ -107,7 +111,50 @@ def get_run_runtime(wildcards, attempt):
 
 
 def get_run_mem_mb(wildcards):
-    return training_mem_mb(DATASETS[wildcards.dataset], config["cluster"])
+    run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed)
+    return training_mem_mb(DATASETS[wildcards.dataset], config["cluster"], run)
+
+
+def streamed_run(wildcards):
+    """The RunConfig of a run that trains streamed (rethink.distributed), else None."""
+    run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed)
+    several = run.nodes * run.gpus_per_node > 1
+    return run if several or DATASETS[wildcards.dataset].encoded else None
+
+
+def get_run_threads(wildcards):
+    """Streamed runs: a core per process and per loader worker (per node); others one."""
+    run = streamed_run(wildcards)
+    return run.gpus_per_node * (1 + run.loader_workers) if run else 1
+
+
+# A run over several nodes is an `mpi` job to the SLURM executor plugin: its batch script runs
+# the job itself (no `srun -n1` around it), one task per node, and rethink.launch starts a
+# torchrun on each with `srun`. On one node, the job's processes share its one task.
+def get_run_gpus(wildcards):
+    """GPUs of a one-node run (the local `--resources gpu=N` counts them too)."""
+    run = streamed_run(wildcards)
+    return 1 if run is None else run.gpus_per_node if run.nodes == 1 else None
+
+
+def get_run_nodes(wildcards):
+    run = streamed_run(wildcards)
+    return run.nodes if run and run.nodes > 1 else None
+
+
+def get_run_mpi(wildcards):
+    return "srun" if get_run_nodes(wildcards) else None
+
+
+def get_run_gpus_per_node(wildcards):
+    """sbatch flags of a run over several nodes: each node's GPUs."""
+    run = streamed_run(wildcards)
+    cpu_only = run is not None and run.device == "cpu"
+    return (
+        f"--gpus-per-node={run.gpus_per_node}"
+        if get_run_nodes(wildcards) and not cpu_only
+        else None
+    )
 
 
 # Per image, slowest first: the order in which the scheduler starts ready training jobs.

@@ -31,6 +31,7 @@ rule write_dataset:
     conda:
         "../envs/data.yaml"
     params:
-        options=lambda w: config["data"],
+        # Where ImageNet lies is not part of what it is: moving the copy converts nothing again.
+        options=lambda w: {k: v for k, v in config["data"].items() if k != "imagenet_path"},
     script:
         "../scripts/write_dataset.py"

@@ -18,11 +18,15 @@ rule train_run:
     priority: get_run_priority
     conda:
         "../envs/train.yaml"
-    threads: 1
+    threads: get_run_threads
     resources:
-        gpu=1,  # `--resources gpu=N`: at most N training jobs at once, one per GPU
+        gpu=get_run_gpus,  # `--resources gpu=N`: at most N GPUs busy (one a run, or its own)
         runtime=get_run_runtime,  # minutes and MB asked of a cluster (config key `cluster`)
         mem_mb=get_run_mem_mb,
+        nodes=get_run_nodes,  # runs over several nodes (training.nodes), under SLURM only
+        tasks=get_run_nodes,
+        mpi=get_run_mpi,
+        slurm_extra=get_run_gpus_per_node,
     params:
         run=get_run_params,
     script:

@@ -5,18 +5,19 @@ delegate(snakemake, __file__)  # a warm-start server runs the rest in a forked c
 from pathlib import Path
 
 from rethink.config import run_config
+from rethink.distributed import is_streamed
 from rethink.jobs import run_job
+from rethink.launch import train_job
 from rethink.train import train_run
 
 w = snakemake.wildcards
 config = run_config(snakemake.config, w.model, w.regularizer, w.seed, threads=snakemake.threads)
 assert config.determining_fields() == snakemake.params.run, "config changed under the job"
+run_dir = Path(snakemake.output.summary).parent
+variant = snakemake.input.variant
 
-run_job(
-    snakemake.log[0],
-    train_run,
-    variant_path=snakemake.input.variant,
-    run_dir=Path(snakemake.output.summary).parent,
-    config=config,
-    source_path=snakemake.input.get("source") or None,
-)
+if is_streamed(variant, config):  # ImageNet, or several processes (rethink.distributed)
+    run_job(snakemake.log[0], train_job, variant, run_dir, config, log_path=snakemake.log[0])
+else:
+    source = snakemake.input.get("source") or None
+    run_job(snakemake.log[0], train_run, variant, run_dir, config, source_path=source)

@@ -6,6 +6,6 @@ run_job(
     write_dataset_file,
     name=snakemake.wildcards.dataset,
     archive_paths=list(snakemake.input.archives),
-    options=snakemake.params.options,
+    options=snakemake.params.options | {"imagenet_path": snakemake.config["data"]["imagenet_path"]},
     output_path=snakemake.output[0],
 )

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from rethink.h5io import DataFileError, ImageDataset, Split, _h5_reason, read_dataset, write_dataset
+from rethink.h5io import DataFileError, ImageDataset, Split, h5_reason, read_dataset, write_dataset
 
 
 def test_round_trip_keeps_layout_dtypes_and_attributes(mnist5k, tmp_path):
@@ -68,7 +68,7 @@ def test_not_an_hdf5_file(tmp_path):
     ],
 )
 def test_the_reason_is_the_last_parenthesis_of_h5pys_message(error, reason):
-    assert _h5_reason(error) == reason
+    assert h5_reason(error) == reason
 
 
 def test_missing_dataset_and_wrong_shapes(tmp_path):
