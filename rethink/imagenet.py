@@ -5,12 +5,14 @@ to a folder holding either the official archives (ILSVRC2012_img_train.tar of pe
 ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz for the validation labels and class names)
 or the extracted class folders (train/{wnid}/*.JPEG, val/{wnid}/*.JPEG). The validation set is
 the test set, as in the paper. Labels index the sorted WordNet ids (torchvision's ImageFolder
-order). Training images are stored class by class, each class's files in name order.
+order). Training images are stored class by class, each class's files in name order, and
+validation images in file-name order: both layouts give the same file.
 
 Images are stored as their JPEG bytes, unchanged, when they are RGB JPEGs. The few that are not
 (ILSVRC 2012's train set holds 22 CMYK JPEGs, 1 PNG named .JPEG and some greyscale JPEGs) are
-decoded and stored re-encoded as RGB JPEGs at quality 95: every image converts, and every stored
-image decodes to 3 channels. Their count is in the file's `reencoded` attribute.
+decoded and stored re-encoded as RGB JPEGs (quality 95, no chroma subsampling): every image
+converts, and every stored image decodes to 3 channels. Their count is in the file's
+`reencoded` attribute. A file that is no image at all stops the conversion, naming it.
 """
 
 import io
@@ -96,7 +98,7 @@ def rgb_jpeg(data: bytes, name: str) -> tuple[bytes, bool]:
             if image.format == "JPEG" and image.mode == "RGB":
                 return data, False
             out = io.BytesIO()
-            image.convert("RGB").save(out, format="JPEG", quality=REENCODE_QUALITY)
+            image.convert("RGB").save(out, "JPEG", quality=REENCODE_QUALITY, subsampling=0)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise DataFileError(f"{name}: not a readable image ({err}); replace the file") from None
     return out.getvalue(), True
@@ -106,11 +108,19 @@ def rgb_jpeg(data: bytes, name: str) -> tuple[bytes, bool]:
 Images = Iterator[tuple[str, str, bytes]]
 
 
-def _folder_images(split_dir: Path) -> Images:
-    for wnid in _class_folders(split_dir):
-        for file in sorted((split_dir / wnid).iterdir()):
-            if file.is_file():
-                yield str(file), wnid, file.read_bytes()
+def _folder_images(split_dir: Path, by_class: bool) -> Images:
+    """The images of each class folder in turn (`by_class`), or of all of them in file-name
+    order, as the validation archive holds them."""
+    files = [
+        (file, wnid)
+        for wnid in _class_folders(split_dir)
+        for file in sorted((split_dir / wnid).iterdir())
+        if file.is_file()
+    ]
+    if not by_class:
+        files.sort(key=lambda pair: pair[0].name)
+    for file, wnid in files:
+        yield str(file), wnid, file.read_bytes()
 
 
 def _train_archive_images(path: Path) -> Images:
@@ -188,7 +198,10 @@ def convert_imagenet(path: str | Path | None, output_path: str, options: dict) -
     else:
         words = {}
         classes = _class_folders(root / "train")
-        splits = {"train": _folder_images(root / "train"), "test": _folder_images(root / "val")}
+        splits = {
+            "train": _folder_images(root / "train", by_class=True),
+            "test": _folder_images(root / "val", by_class=False),
+        }
     index = {wnid: i for i, wnid in enumerate(classes)}
     counts = {"train": 0, "test": 0}
     attrs = {

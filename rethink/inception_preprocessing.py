@@ -9,10 +9,12 @@ brightness +-32/255, saturation x0.5-1.5, hue +-0.2 turns and contrast x0.5-1.5,
 to size x size. Both end scaled to [-1, 1], as TF-slim feeds Inception V3.
 """
 
+import io
 import math
 
+import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg
+from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 CENTRAL_FRACTION = 0.875
@@ -26,8 +28,11 @@ CONTRAST = (0.5, 1.5)
 
 
 def decode(data: bytes) -> torch.Tensor:
-    """JPEG bytes to a 3 x H x W uint8 tensor (libjpeg-turbo)."""
-    return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    """JPEG bytes to a 3 x H x W uint8 tensor (Pillow's libjpeg-turbo; torchvision's decoder
+    is deprecated from 0.29)."""
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = np.array(image.convert("RGB"))  # a writable copy
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def _uniform(gen: torch.Generator, low: float, high: float) -> float:
