@@ -38,6 +38,7 @@ localrules:
     memorization_tables,
     plot_memorization_figure,
     write_table1,
+    write_table2,
     write_rademacher,
     docs,
 

@@ -36,7 +36,7 @@ rule write_table1:
     input:
         runs="results/tables/runs.csv",
         paper=workdir_relative(PAPER_TABLE1),
-        code=script_code("write_table1.py"),
+        code=script_code("write_paper_table.py"),
     output:
         csv="results/tables/{dataset}/table1.csv",
         md=report(
@@ -52,8 +52,36 @@ rule write_table1:
         "results/benchmarks/write_table1/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        table="table1",
     script:
-        "../scripts/write_table1.py"
+        "../scripts/write_paper_table.py"
+
+
+rule write_table2:
+    input:
+        runs="results/tables/runs.csv",
+        paper=workdir_relative(PAPER_TABLE2),
+        code=script_code("write_paper_table.py"),
+    output:
+        csv="results/tables/{dataset}/table2.csv",
+        md=report(
+            "results/tables/{dataset}/table2.md",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+        tex="results/tables/{dataset}/table2.tex",
+    log:
+        "logs/tables/{dataset}/table2.log",
+    benchmark:
+        "results/benchmarks/write_table2/{dataset}.tsv"
+    conda:
+        "../envs/figures.yaml"
+    params:
+        table="table2",
+    script:
+        "../scripts/write_paper_table.py"
 
 
 rule docs:

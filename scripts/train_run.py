@@ -17,7 +17,7 @@ run_dir = Path(snakemake.output.summary).parent
 variant = snakemake.input.variant
 
 if is_streamed(variant, config):  # ImageNet, or several processes (rethink.distributed)
-    run_job(snakemake.log[0], train_job, variant, run_dir, config, log_path=snakemake.log[0])
+    run_job(snakemake.log[0], train_job, variant, run_dir, config, snakemake.log[0])
 else:
     source = snakemake.input.get("source") or None
     run_job(snakemake.log[0], train_run, variant, run_dir, config, source_path=source)

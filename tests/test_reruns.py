@@ -108,7 +108,7 @@ def test_one_variants_seed_reruns_that_variant_and_what_descends_from_it(study):
 
 
 def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
-    append_line(study / "scripts" / "write_table1.py", "# edited")
+    append_line(study / "scripts" / "write_paper_table.py", "# edited")
     rules, _ = scheduled(study)
     assert rules == Counter({"write_table1": 1})
 
