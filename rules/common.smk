@@ -217,7 +217,7 @@ def get_final_outputs():
             outputs += expand(
                 "results/tables/{d}/table2.{ext}", d=dataset, ext=["csv", "md", "tex"]
             )
-        if not table1_runs(runs).empty:
+        if not DATASETS[dataset].encoded and not table1_runs(runs).empty:
             outputs += expand(
                 "results/tables/{d}/table1.{ext}", d=dataset, ext=["csv", "md", "tex"]
             )

@@ -4,7 +4,10 @@ training on the converted file; all on a tiny ILSVRC-shaped copy the tests build
 
 import io
 import os
+import re
+import shutil
 import tarfile
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -17,8 +20,9 @@ from rethink.inception_preprocessing import decode, inception_input
 from rethink.launch import train_job
 from rethink.train import RunConfig
 from rethink.variants import VariantNameError, write_variant_file
-from tests.conftest import copy_workflow, run_snakemake
+from tests.conftest import REPO, copy_workflow, run_snakemake
 from tests.fake_imagenet import WNIDS, WORDS, write_archives, write_folders
+from tests.test_workflow import job_stats
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +204,26 @@ def test_a_streamed_run_learns_the_fake_classes_and_reports_top5(converted, tmp_
     assert summary["best_test_acc"] >= 2 / 3  # each class its own colour
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert history[0].endswith("train_top5,test_top5") and len(history) > 1
+
+
+def test_the_imagenet_study_lists_table2s_grid_once_the_path_is_set(tmp_path):
+    write_archives(tmp_path / "ilsvrc")
+    shutil.copy(REPO / "config.yaml", tmp_path)  # run where the default study is, as users do
+    study = ["--configfile", str(REPO / "studies" / "imagenet.yaml")]
+    unset = run_snakemake(tmp_path, "--dry-run", *study)
+    assert unset.returncode != 0
+    assert "config key 'data.imagenet_path' is not set" in unset.stdout + unset.stderr
+    result = run_snakemake(
+        tmp_path, "--dry-run", *study, "--config", f"data={{imagenet_path: {tmp_path}/ilsvrc}}"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert job_stats(result.stdout) == {
+        "write_dataset": "1", "write_variant": "2", "train_run": "7", "aggregate_runs": "1",
+        "plot_figure": "3", "write_table2": "1",
+    }  # fmt: skip
+    for run in ("true/inception-v3/augment+dropout+wd", "random/inception-v3/dropout+wd"):
+        assert f"results/runs/imagenet/{run}/seed0/summary.json" in result.stdout
+    # each run on one node's 8 GPUs, for 10 + 12 x 100 epochs x 1.28 M images / 8 minutes
+    assert Counter(re.findall(r"resources: .*gpu=(\d+), runtime=(\d+)", result.stdout)) == {
+        ("8", "203"): 7
+    }
