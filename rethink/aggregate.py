@@ -27,6 +27,15 @@ def run_keys(run_dir: str | Path) -> dict:
                 seed=int(seed.removeprefix("seed")))  # fmt: skip
 
 
+# Key columns stay text: a study whose only variant is `true` would otherwise read as booleans.
+TEXT_KEYS = {key: str for key in ("dataset", "variant", "model", "regularizer")}
+
+
+def read_table(path) -> pd.DataFrame:
+    """A table this module wrote (runs.csv, histories.csv, steps.csv), keys as written."""
+    return pd.read_csv(path, dtype=TEXT_KEYS)
+
+
 def collect_runs(summary_paths: list[str]) -> pd.DataFrame:
     """One row per run: its keys, then every field of its summary.json but the nested config."""
     rows = []

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from rethink.aggregate import mean_ci95
+from rethink.aggregate import mean_ci95, read_table
 from rethink.files import atomic_path
 from rethink.variants import label_corruption
 
@@ -29,7 +29,7 @@ class Tables:
 
     @classmethod
     def read(cls, runs: str, histories: str, steps: str) -> "Tables":
-        return cls(pd.read_csv(runs), pd.read_csv(histories), pd.read_csv(steps))
+        return cls(read_table(runs), read_table(histories), read_table(steps))
 
     def of_dataset(self, dataset: str) -> "Tables":
         return Tables(*(t[t.dataset == dataset] for t in (self.runs, self.histories, self.steps)))

@@ -55,10 +55,13 @@ def command(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -
         f"--nnodes={config.nodes}", f"--master-addr={socket.gethostname()}",
         f"--master-port={_free_port()}",
     ]  # fmt: skip
-    node = shlex.join([*torchrun, *rendezvous, *worker])
+    # each task's node rank is its SLURM task number, which only the task's shell knows
+    node = (
+        f'{shlex.join([*torchrun, *rendezvous])} --node-rank="$SLURM_PROCID" {shlex.join(worker)}'
+    )
     return [
         "srun", f"--ntasks={config.nodes}", f"--cpus-per-task={config.threads}",
-        "--kill-on-bad-exit=1", "bash", "-c", f'exec {node} --node-rank="$SLURM_PROCID"',
+        "--kill-on-bad-exit=1", "bash", "-c", f"exec {node}",
     ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from rethink.aggregate import read_table
 from rethink.figures import ordered_models, save_figure
 from rethink.regularizers import parse_regularizer
 from rethink.variants import label_corruption
@@ -29,7 +30,7 @@ class MemorizationTables:
 
     @classmethod
     def read(cls, dataset: str, **paths: str) -> "MemorizationTables":
-        tables = {name: pd.read_csv(path) for name, path in paths.items()}
+        tables = {name: read_table(path) for name, path in paths.items()}
         return cls(**{name: t[t.dataset == dataset] for name, t in tables.items()})
 
 

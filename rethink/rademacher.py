@@ -9,6 +9,7 @@ signs, so the generalization bound it gives is trivial.
 
 import pandas as pd
 
+from rethink.aggregate import read_table
 from rethink.files import atomic_path
 from rethink.variants import parse_variant
 
@@ -37,7 +38,7 @@ def rademacher_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def write_rademacher_table(runs_csv: str, dataset: str, out: dict) -> pd.DataFrame:
     """rademacher.csv (numbers) and rademacher.md for one dataset."""
-    runs = pd.read_csv(runs_csv, dtype={"variant": str})
+    runs = read_table(runs_csv)
     table = rademacher_table(runs[runs.dataset == dataset])
     with atomic_path(out["csv"]) as tmp:
         table.to_csv(tmp, index=False)

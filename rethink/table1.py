@@ -5,7 +5,7 @@ from importlib import resources
 
 import pandas as pd
 
-from rethink.aggregate import mean_ci95
+from rethink.aggregate import mean_ci95, read_table
 from rethink.files import atomic_path
 
 # The (crop, wd) cell of the paper's table that each of our regularizers fills.
@@ -79,7 +79,7 @@ def formatted(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 def write_table1(runs_csv: str, dataset: str, out: dict) -> None:
     """table1.csv (numbers), table1.md and table1.tex (formatted) for one dataset."""
-    runs = pd.read_csv(runs_csv)
+    runs = read_table(runs_csv)
     table = table1(runs[runs.dataset == dataset])
     pretty = formatted(table, dataset)
     with atomic_path(out["csv"]) as tmp:

@@ -6,7 +6,7 @@ from importlib import resources
 
 import pandas as pd
 
-from rethink.aggregate import mean_ci95
+from rethink.aggregate import mean_ci95, read_table
 from rethink.files import atomic_path
 from rethink.regularizers import RegularizerNameError, parse_regularizer
 
@@ -94,7 +94,7 @@ def formatted(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 def write_table2(runs_csv: str, dataset: str, out: dict) -> None:
     """table2.csv (numbers), table2.md and table2.tex (formatted) for one dataset."""
-    runs = pd.read_csv(runs_csv)
+    runs = read_table(runs_csv)
     table = table2(runs[runs.dataset == dataset])
     pretty = formatted(table, dataset)
     with atomic_path(out["csv"]) as tmp:

@@ -124,7 +124,9 @@ def test_several_nodes_start_one_torchrun_per_node_with_srun(tmp_path):
     for part in ("torch.distributed.run", "--nproc-per-node=8", "--nnodes=4",
                  '--node-rank="$SLURM_PROCID"', "-m rethink.launch"):  # fmt: skip
         assert part in per_node
-    worker_config = json.loads(per_node.split("--config ")[1].split(" --node-rank")[0].strip("'"))
+    # torchrun's own options come before the module it runs; the rest are the module's
+    assert per_node.index('--node-rank="$SLURM_PROCID"') < per_node.index("-m rethink.launch")
+    worker_config = json.loads(per_node.split("--config ")[1].strip("'"))
     assert worker_config["threads"] == 8  # the node's cores shared by its 8 processes
 
 

@@ -231,3 +231,63 @@ def test_a_run_killed_at_its_time_limit_resumes_from_its_checkpoint(runs):
 def test_the_cluster_daemons_are_stopped_after_the_study(runs):
     for daemon in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd"):
         assert subprocess.run(["pgrep", "-x", daemon]).returncode == 1, f"{daemon} still runs"
+
+
+DISTRIBUTED_RUN = "results/runs/mnist5k/true/mlp1x512/none/seed0"
+
+
+def distributed_study(nodes: int, gpus_per_node: int) -> dict:
+    return {
+        "datasets": ["mnist5k"],
+        "variants": {"names": ["true"]},
+        "runs": [{"models": ["mlp1x512"]}],
+        "training": {
+            "device": "cpu", "precision": "fp32", "max_epochs": 3, "record_examples": False,
+            "train_subset": 2048, "test_subset": 500, "nodes": nodes,
+            "gpus_per_node": gpus_per_node,
+        },
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory):
+    """One run on two processes: as a 2-task job through the slurm profile (training.nodes: 2,
+    the one-node cluster standing in for two nodes), and locally with torchrun (one node, two
+    processes). Returns (local run, SLURM run, SLURM's Snakemake output)."""
+    tmp = tmp_path_factory.mktemp("distributed")
+    local, slurm = tmp / "local", tmp / "study"
+    copy_workflow(local, distributed_study(nodes=1, gpus_per_node=2))
+    result = run_snakemake(local, "--cores", "2", repo=local, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    with local_slurm_cluster(tmp / "cluster", memory_mb=20000) as cluster:
+        installed = install_profile(cluster, tmp / "config")
+        profile = yaml.safe_load(installed.read_text())
+        # The test cluster has one node: both of the job's tasks (its "nodes") go there.
+        profile["set-resources"] = {"train_run": {"nodes": 1}}
+        installed.write_text(yaml.safe_dump(profile))
+        copy_workflow(slurm, distributed_study(nodes=2, gpus_per_node=1))
+        env = cluster.env | {"XDG_CONFIG_HOME": str(tmp / "config")}
+        result = subprocess.run(
+            snakemake_command(slurm, "--profile", "slurm", repo=slurm),
+            cwd=slurm, env=snakemake_env(slurm, env), capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-5000:]
+    return local, slurm, result.stderr
+
+
+def test_a_two_task_distributed_job_through_the_profile_equals_a_local_run(distributed):
+    local_study, slurm_study, output = distributed
+    log = (slurm_study / "logs/runs/mnist5k/true/mlp1x512/none/seed0.log").read_text()
+    local, slurm = local_study / DISTRIBUTED_RUN, slurm_study / DISTRIBUTED_RUN
+    assert "starting 2 processes: srun --ntasks=2" in log  # srun + torchrun, one per task
+    assert "on 2 process(es)" in log and "rank 0" in log
+    assert "--ntasks=2" in output or "tasks=2" in output
+    for name in ("history.csv", "steps.csv"):
+        ours, theirs = pd.read_csv(slurm / name), pd.read_csv(local / name)
+        pd.testing.assert_frame_equal(
+            ours.drop(columns="seconds", errors="ignore"),
+            theirs.drop(columns="seconds", errors="ignore"),
+            check_exact=False, rtol=1e-6,
+        )  # fmt: skip
+    summary = json.loads((slurm / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["epochs"] == 3
