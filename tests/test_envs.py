@@ -14,7 +14,7 @@ from tests.conftest import REPO
 
 # conda-forge names of PyPI packages, and the modules they provide where the names differ
 CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn"}
-MODULE_TO_PYPI = {"yaml": "pyyaml"}
+MODULE_TO_PYPI = {"yaml": "pyyaml", "PIL": "pillow"}
 PROVIDED = {"snakemake"}  # Snakemake's script wrapper puts itself on the job's import path
 
 

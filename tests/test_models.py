@@ -16,8 +16,22 @@ PAPER_COUNTS = {  # Zhang et al. 2017, Table 1, on 28x28x3 inputs
 }
 
 
+# ImageNet's Inception V3 (Table 2) at 299x299x3, 1,000 classes: torchvision's architecture
+# without the auxiliary head (27,161,264 with it).
+IMAGENET_COUNTS = {"inception-v3": 23_834_568}
+
+
 def test_every_model_is_counted():
-    assert set(MODELS) == set(PAPER_COUNTS)
+    assert set(MODELS) == set(PAPER_COUNTS) | set(IMAGENET_COUNTS)
+
+
+def test_inception_v3_is_torchvisions_without_the_auxiliary_head():
+    model = build_model("inception-v3", (3, 299, 299), 1000)
+    assert count_parameters(model) == IMAGENET_COUNTS["inception-v3"]
+    assert model.AuxLogits is None and model.dropout.p == 0  # dropout only when asked
+    assert build_model("inception-v3", (3, 299, 299), 1000, dropout=0.2).dropout.p == 0.2
+    small = build_model("inception-v3", (3, 75, 75), 3).eval()  # its smallest input
+    assert small(torch.zeros(2, 3, 75, 75)).shape == (2, 3)
 
 
 @pytest.mark.parametrize("name", PAPER_COUNTS)

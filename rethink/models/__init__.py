@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
-from torchvision.models import inception_v3
 
 from rethink.models.alexnet import SmallAlexNet
 from rethink.models.inception import SmallInception
@@ -32,13 +31,16 @@ MODELS: dict[str, ModelSpec] = {
     # ImageNet (Table 2): torchvision's Inception V3, from scratch, without the auxiliary head
     # (TF-slim's training adds its loss at weight 0.4; the paper does not say): 23,834,568
     # parameters for 1,000 classes. Inputs of at least 75x75; the paper's are 299x299.
-    "inception-v3": ModelSpec(
-        lambda s, k, dropout: inception_v3(
-            weights=None, num_classes=k, aux_logits=False, init_weights=True, dropout=dropout
-        ),
-        0.1,
-    ),
+    "inception-v3": ModelSpec(lambda s, k, dropout: inception_v3(k, dropout), 0.1),
 }
+
+
+def inception_v3(n_classes: int, dropout: float) -> nn.Module:
+    from torchvision.models import inception_v3  # 1 s to import: only where it is built
+
+    return inception_v3(
+        weights=None, num_classes=n_classes, aux_logits=False, init_weights=True, dropout=dropout
+    )
 
 
 def build_model(name: str, input_shape, n_classes: int, dropout: float = 0.0) -> nn.Module:
