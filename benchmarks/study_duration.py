@@ -99,7 +99,8 @@ def run_seconds(run, size: tuple[int, int], step_s: float, eval_s: float, epochs
     n_train = min(run.train_subset or size[0], size[0])
     n_test = min(run.test_subset or size[1], size[1])
     steps = math.ceil(n_train / run.batch_size)
-    return epochs * (steps * step_s + (n_train + n_test) * eval_s)
+    n_train_eval = min(run.train_eval_images or n_train, n_train)  # ImageNet: a fixed subset
+    return epochs * (steps * step_s + (n_train_eval + n_test) * eval_s)
 
 
 def main():
