@@ -117,16 +117,24 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
     test_indices = subset(len(test), config.test_subset, shuffled)
 
     input_shape = train_eval[(0, 0)][0].shape
-    model = make_model(config, input_shape, len(train.classes), device)
-    optimizer = make_optimizer(config, model)
+
+    def fresh_start():
+        model = make_model(config, input_shape, len(train.classes), device)  # seeded: same
+        return model, make_optimizer(config, model)  # initial weights in every process
+
+    model, optimizer = fresh_start()
+    state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False}
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.exists():
+        resumed = load_checkpoint(checkpoint, config, model, optimizer)
+        if resumed is None:  # the model may hold half a checkpoint: build it again
+            model, optimizer = fresh_start()
+        else:
+            state = resumed
     net = model
     if process.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(model, device_ids=ids)
-    state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False}
-    checkpoint = run_dir / "checkpoint.pt"
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint, config, model, optimizer) or state
 
     place = (process.rank, process.world)
     batches = GlobalBatches(train_indices, config.batch_size, config.seed, *place)
@@ -167,6 +175,9 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
             dist.all_reduce(losses)
             losses /= process.world
         state["step_losses"] += losses.tolist()
+        if process.world > 1:  # every process evaluates with the batch-norm statistics that
+            for buffer in model.buffers():  # the checkpoint (process 0's model) holds
+                dist.broadcast(buffer, 0)
         metrics = {
             split: _evaluate(model, data, device, precision, process.world)
             for split, data in eval_loaders.items()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rethink import RethinkError
 from rethink.distributed import train_streamed
+from rethink.gpus import gpu_claimed_for
 from rethink.train import RunConfig
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def command(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -
 def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -> dict:
     """Train the run on its processes; return its summary."""
     if processes(config) == 1:
-        return train_streamed(variant_path, run_dir, config)
+        with gpu_claimed_for(config.device):  # a GPU of its own, as rethink.train's runs
+            return train_streamed(variant_path, run_dir, config)
     if config.nodes > 1 and "SLURM_JOB_ID" not in os.environ:
         raise LaunchError(
             f"{run_dir}: training.nodes is {config.nodes}: a run on several nodes starts inside a "

@@ -160,3 +160,20 @@ def test_without_torch_distributed_single_process_runs_need_no_process_group(var
     summary = train_job(str(variants["true"]), tmp_path, config(max_epochs=1), str(tmp_path / "l"))
     assert summary["processes"] == 1 and not torch.distributed.is_initialized()
     assert os.environ.get("RANK") is None
+
+
+def test_an_unusable_checkpoint_warns_once_and_the_run_starts_afresh(variants, tmp_path, caplog):
+    fresh = train_job(str(variants["true"]), tmp_path / "a", config(), str(tmp_path / "a.log"))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    again = train_job(str(variants["true"]), tmp_path / "b", config(), str(tmp_path / "b.log"))
+    assert caplog.text.count("cannot resume from it") == 1
+    assert_same_run(tmp_path / "a", tmp_path / "b", rtol=0)
+    assert again["test_acc"] == fresh["test_acc"]
+
+
+def test_a_batch_norm_model_trains_on_two_processes(variants, tmp_path):
+    run = config(model="inception", gpus_per_node=2, threads=2, max_epochs=2, lr=0.1,
+                 train_subset=256, test_subset=128, batch_size=64, eval_batch_size=64)  # fmt: skip
+    summary = train_job(str(variants["true"]), tmp_path / "run", run, str(tmp_path / "log"))
+    assert summary["processes"] == 2 and summary["epochs"] == 2 and summary["params"] > 1e6
