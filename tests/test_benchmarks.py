@@ -103,3 +103,18 @@ def test_precision_fidelity_compares_run_by_run():
     assert summary["fitted fp32"] == 2 and summary["fitted bf16"] == 1
     with pytest.raises(SystemExit, match="different runs"):
         compare(first, second.iloc[:1], ("fp32", "bf16"))
+
+
+def test_the_imagenet_input_benchmark_prints_conversion_decoding_and_cores_per_gpu():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "imagenet_input.py"), "--images", "20",
+         "--size", "96", "128", "--workers", "0", "--gpu-images-per-s", "1000"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert (
+        "a) conversion of 30 images of 96x128" in out
+    )  # 20 train, 10 val (a class each) and "MB per 1,000 images" in out
+    rate = float(next(line.split()[1] for line in out.splitlines() if "augment  " in line))
+    assert f"needs {1000 / rate:.1f} cores" in out
