@@ -102,10 +102,19 @@ def subset(n: int, size: int | None, shuffled_file: bool) -> np.ndarray:
     return np.sort(np.random.default_rng(SUBSET_SEED).choice(n, size, replace=False))
 
 
-def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Process):
-    run_dir.mkdir(parents=True, exist_ok=True)
-    precision = resolve_precision(config.precision, device)
-    set_matmul_precision(precision, device)
+@dataclass
+class Streams:
+    """A run's data as this process reads it."""
+
+    batches: GlobalBatches  # this process's share of each global batch; its epoch is set
+    train: torch.utils.data.DataLoader
+    evaluation: dict  # split -> DataLoader of this process's shard, in eval order
+    sizes: dict  # train, train_eval, test: images of the whole run
+    input_shape: tuple
+    n_classes: int
+
+
+def _streams(variant_path: str, config: RunConfig, device, process: Process) -> Streams:
     regularizers = parse_regularizer(config.regularizer)
     augment, crop = "augment" in regularizers, "crop" in regularizers
     train = Examples(variant_path, "train", Transform(config.crop_size, crop, augment, config.seed))
@@ -115,12 +124,39 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
     train_indices = subset(len(train), config.train_subset, shuffled)
     eval_indices = train_indices[subset(len(train_indices), config.train_eval_images, False)]
     test_indices = subset(len(test), config.test_subset, shuffled)
+    place, workers = (process.rank, process.world), config.loader_workers
+    batches = GlobalBatches(train_indices, config.batch_size, config.seed, *place)
 
-    input_shape = train_eval[(0, 0)][0].shape
+    def eval_loader(examples, indices):
+        return loader(examples, Shard(indices, config.eval_batch_size, *place), workers, device)
+
+    return Streams(
+        batches=batches,
+        train=loader(train, batches, workers, device),
+        evaluation={
+            "train": eval_loader(train_eval, eval_indices),
+            "test": eval_loader(test, test_indices),
+        },  # fmt: skip
+        sizes={
+            "train": len(train_indices),
+            "train_eval": len(eval_indices),
+            "test": len(test_indices),
+        },  # fmt: skip
+        input_shape=tuple(train_eval[(0, 0)][0].shape),
+        n_classes=len(train.classes),
+    )
+
+
+def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Process):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    precision = resolve_precision(config.precision, device)
+    set_matmul_precision(precision, device)
+    data = _streams(variant_path, config, device, process)
+    n_eval, n_test = data.sizes["train_eval"], data.sizes["test"]
 
     def fresh_start():
-        model = make_model(config, input_shape, len(train.classes), device)  # seeded: same
-        return model, make_optimizer(config, model)  # initial weights in every process
+        model = make_model(config, data.input_shape, data.n_classes, device)  # seeded: the
+        return model, make_optimizer(config, model)  # same initial weights in every process
 
     model, optimizer = fresh_start()
     state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False}
@@ -136,24 +172,12 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
         ids = [device.index] if device.type == "cuda" else None
         net = DistributedDataParallel(model, device_ids=ids)
 
-    place = (process.rank, process.world)
-    batches = GlobalBatches(train_indices, config.batch_size, config.seed, *place)
-    workers = config.loader_workers
-    train_loader = loader(train, batches, workers, device)
-
-    def eval_loader(examples, indices):
-        return loader(examples, Shard(indices, config.eval_batch_size, *place), workers, device)
-
-    eval_loaders = {
-        "train": eval_loader(train_eval, eval_indices),
-        "test": eval_loader(test, test_indices),
-    }
     if process.leader:
         log.info(
             "%s: %s (%d parameters) on %d process(es), %s in %s, %d train (%d per epoch) / %d "
             "test images, global batch %d, config %s",
             run_dir, config.model, count_parameters(model), process.world, device, precision,
-            len(train_indices), len(batches) * config.batch_size, len(test_indices),
+            data.sizes["train"], len(data.batches) * config.batch_size, n_test,
             config.batch_size, config.config_hash(),
         )  # fmt: skip
     bar = tqdm(
@@ -166,11 +190,11 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
         lr = config.lr * config.lr_decay**epoch
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batches.epoch = epoch
+        data.batches.epoch = epoch
         # dropout's stream, per process and epoch: a resumed run draws what it would have
         torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, process.rank])
                               .generate_state(1, np.uint64)[0]))  # fmt: skip
-        losses = _train_epoch(net, optimizer, train_loader, device, precision)
+        losses = _train_epoch(net, optimizer, data.train, device, precision)
         if process.world > 1:  # each step's loss over the whole global batch
             dist.all_reduce(losses)
             losses /= process.world
@@ -179,19 +203,18 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
             for buffer in model.buffers():  # the checkpoint (process 0's model) holds
                 dist.broadcast(buffer, 0)
         metrics = {
-            split: _evaluate(model, data, device, precision, process.world)
-            for split, data in eval_loaders.items()
+            split: _evaluate(model, loader_, device, precision, process.world)
+            for split, loader_ in data.evaluation.items()
         }
         state["epoch"] += 1
-        state["fitted"] = metrics["train"]["correct"] == len(eval_indices)
+        state["fitted"] = metrics["train"]["correct"] == n_eval
         state["seconds"] = time.perf_counter() - started
         train_m, test_m = metrics["train"], metrics["test"]
         row = [
             state["epoch"], len(state["step_losses"]), lr,
-            train_m["loss"] / len(eval_indices), train_m["correct"] / len(eval_indices),
-            test_m["loss"] / len(test_indices), test_m["correct"] / len(test_indices),
-            state["seconds"], train_m["top5"] / len(eval_indices),
-            test_m["top5"] / len(test_indices),
+            train_m["loss"] / n_eval, train_m["correct"] / n_eval, test_m["loss"] / n_test,
+            test_m["correct"] / n_test, state["seconds"], train_m["top5"] / n_eval,
+            test_m["top5"] / n_test,
         ]  # fmt: skip
         state["history"].append(row)
         bar.set_postfix(train_acc=f"{row[4]:.4f}", test_acc=f"{row[6]:.4f}", refresh=False)
