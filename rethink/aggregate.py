@@ -77,3 +77,14 @@ def write_tables(summaries: list[str], histories: list[str], steps: list[str], o
     ):
         with atomic_path(out[name]) as tmp:
             table.to_csv(tmp, index=False)
+
+
+def save_table(numbers: pd.DataFrame, pretty: pd.DataFrame, out: dict, caption: str, label: str):
+    """A paper table: its numbers as CSV, formatted as Markdown and LaTeX, to the paths in
+    `out` (csv, md, tex), each written whole or not at all."""
+    with atomic_path(out["csv"]) as tmp:
+        numbers.to_csv(tmp, index=False)
+    with atomic_path(out["md"]) as tmp:
+        tmp.write_text(pretty.to_markdown(index=False, disable_numparse=True) + "\n")
+    with atomic_path(out["tex"]) as tmp:
+        tmp.write_text(pretty.to_latex(index=False, caption=caption, label=label))

@@ -5,8 +5,7 @@ from importlib import resources
 
 import pandas as pd
 
-from rethink.aggregate import mean_ci95, read_table
-from rethink.files import atomic_path
+from rethink.aggregate import mean_ci95, read_table, save_table
 
 # The (crop, wd) cell of the paper's table that each of our regularizers fills.
 CELL = {"none": ("no", "no"), "wd": ("no", "yes"), "crop": ("yes", "no"), "crop+wd": ("yes", "yes")}
@@ -81,11 +80,5 @@ def write_table1(runs_csv: str, dataset: str, out: dict) -> None:
     """table1.csv (numbers), table1.md and table1.tex (formatted) for one dataset."""
     runs = read_table(runs_csv)
     table = table1(runs[runs.dataset == dataset])
-    pretty = formatted(table, dataset)
-    with atomic_path(out["csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(out["md"]) as tmp:
-        tmp.write_text(pretty.to_markdown(index=False, disable_numparse=True) + "\n")
     caption = f"Table 1 on {dataset} beside the paper's CIFAR-10 numbers (Zhang et al., 2017)."
-    with atomic_path(out["tex"]) as tmp:
-        tmp.write_text(pretty.to_latex(index=False, caption=caption, label="tab:table1"))
+    save_table(table, formatted(table, dataset), out, caption, "tab:table1")

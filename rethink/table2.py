@@ -6,8 +6,7 @@ from importlib import resources
 
 import pandas as pd
 
-from rethink.aggregate import mean_ci95, read_table
-from rethink.files import atomic_path
+from rethink.aggregate import mean_ci95, read_table, save_table
 from rethink.regularizers import RegularizerNameError, parse_regularizer
 
 COLUMNS = ("augment", "dropout", "wd")  # the regularizers of the table's columns
@@ -96,14 +95,8 @@ def write_table2(runs_csv: str, dataset: str, out: dict) -> None:
     """table2.csv (numbers), table2.md and table2.tex (formatted) for one dataset."""
     runs = read_table(runs_csv)
     table = table2(runs[runs.dataset == dataset])
-    pretty = formatted(table, dataset)
-    with atomic_path(out["csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(out["md"]) as tmp:
-        tmp.write_text(pretty.to_markdown(index=False, disable_numparse=True) + "\n")
     caption = (
         f"Table 2 on {dataset} beside the paper's ImageNet numbers (Zhang et al., 2017); "
         "parentheses: best test accuracy along training."
     )
-    with atomic_path(out["tex"]) as tmp:
-        tmp.write_text(pretty.to_latex(index=False, caption=caption, label="tab:table2"))
+    save_table(table, formatted(table, dataset), out, caption, "tab:table2")
