@@ -160,7 +160,9 @@ def fig2a(tables: Tables):
                         color="C1", label="best test so far")  # fmt: skip
     grid.set_titles("{col_name}")
     grid.set_axis_labels("thousands of steps", "accuracy")
-    grid.axes.flat[0].legend(loc="lower right")
+    grid.figure.legend(
+        *grid.axes.flat[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1, 0.5)
+    )
     return grid.figure, data.drop(columns="setting")
 
 

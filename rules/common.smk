@@ -226,7 +226,7 @@ def get_final_outputs():
 
 # `snakemake --cores all docs` copies these into docs/ and Table 1 into the README.
 DOCS_DATASET = config["datasets"][0]
-DOCS_FIGURES = ["fig1a", "fig1b", "fig1c"]
+DOCS_FIGURES = ["fig1a", "fig1b", "fig1c", "fig2a"]
 if RECORD_EXAMPLES:  # and those of the memorization section that the study draws
     DOCS_FIGURES += drawable_memorization_figures(
         RUNS[RUNS.dataset == DOCS_DATASET], CRITICAL_MEASURED
