@@ -29,7 +29,7 @@ from torchvision import transforms
 from rethink.compiled import compile_model
 from rethink.datasets import build_dataset
 from rethink.gpus import setup_device
-from rethink.models import MODELS, build_model
+from rethink.models import build_model, models_taking
 from rethink.preprocess import per_image_standardization, preprocess
 from rethink.train import DeviceData, RunConfig, make_model, memory_format, train_epoch
 
@@ -160,7 +160,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=["cifar10", "mnist5k"], default="cifar10")
     add_device_arguments(parser)
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=models_taking(28))
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs; the best counts")
     parser.add_argument("--precisions", nargs="+", help="default: fp32 bf16, and tf32 on CUDA")

@@ -105,6 +105,13 @@ def _check_runs(config: dict) -> None:
                 )
         for name in grid["models"]:
             _check_model(name, f"{key}.models")
+            setting = {**config["training"], **config["training"]["models"].get(name, {})}
+            if setting["crop_size"] < MODELS[name].min_size:
+                raise ConfigError(
+                    f"config key 'training.crop_size': {name} (in {key}) takes inputs of at "
+                    f"least {MODELS[name].min_size}x{MODELS[name].min_size}, not "
+                    f"{setting['crop_size']}; set training.models.{name}.crop_size"
+                )
         for name in grid["regularizers"]:
             try:
                 parse_regularizer(name)

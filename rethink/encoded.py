@@ -23,8 +23,9 @@ CHUNK_BYTES = 1 << 20  # a random read touches one or two chunks of 1 MiB
 
 
 def is_encoded(path: str | os.PathLike) -> bool:
-    """Whether the dataset file at `path` stores encoded images (this layout)."""
-    with h5py.File(path, "r", locking=False) as f:
+    """Whether the dataset file at `path` stores encoded images (this layout); a missing or
+    unreadable file is one DataFileError line."""
+    with _open(Path(path)) as f:
         return f.attrs.get("image_format") == IMAGE_FORMAT
 
 

@@ -146,12 +146,14 @@ def study(**training) -> dict:
         ({"gpus_per_node": 3}, "global batch of 128 does not split evenly over"),
         ({"gpus_per_node": 2, "record_examples": True}, "record_examples': not available"),
         ({"models": {"mlp1x512": {"nodes": 2, "compile": True}}}, "compile': not available"),
+        ({"models": {"inception-v3": {}}}, "inception-v3 .* at least 75x75, not 28"),
     ],
 )
 def test_impossible_distributed_settings_stop_before_any_job(training, message):
     config = study(**training)
-    for model, override in config["training"]["models"].items():
-        config["training"]["models"][model] = override
+    models = [*config["training"]["models"]] or ["mlp1x512"]
+    config["runs"] = [{"variants": ["true"], "regularizers": ["none"], "seeds": [0],
+                       "models": models}]  # fmt: skip
     with pytest.raises(ConfigError, match=message):
         check_config(config)
 

@@ -18,6 +18,7 @@ from rethink.models.mlp import MLP
 class ModelSpec:
     build: Callable[..., nn.Module]  # (input_shape, n_classes, dropout) -> module
     lr: float  # initial learning rate, as in Zhang et al. 2017 (Section 4 of PAPER.md)
+    min_size: int = 1  # the smallest input height and width it takes
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -31,8 +32,13 @@ MODELS: dict[str, ModelSpec] = {
     # ImageNet (Table 2): torchvision's Inception V3, from scratch, without the auxiliary head
     # (TF-slim's training adds its loss at weight 0.4; the paper does not say): 23,834,568
     # parameters for 1,000 classes. Inputs of at least 75x75; the paper's are 299x299.
-    "inception-v3": ModelSpec(lambda s, k, dropout: inception_v3(k, dropout), 0.1),
+    "inception-v3": ModelSpec(lambda s, k, dropout: inception_v3(k, dropout), 0.1, min_size=75),
 }
+
+
+def models_taking(size: int) -> list[str]:
+    """The models that take size x size inputs (the paper's CIFAR-10 models all take 28x28)."""
+    return [name for name, spec in MODELS.items() if spec.min_size <= size]
 
 
 def inception_v3(n_classes: int, dropout: float) -> nn.Module:
