@@ -80,9 +80,15 @@ def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str)
     log.info("%s: starting %d processes: %s", run_dir, processes(config), shlex.join(argv[:12]))
     with open(log_path, "a") as out:
         child = subprocess.Popen(argv, stdout=out, stderr=out, preexec_fn=_die_with_parent)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, lambda number, _: child.send_signal(number))
-        status = child.wait()
+        forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # to torchrun or srun, which
+        previous = {sig: signal.getsignal(sig) for sig in forwarded}  # stop their processes
+        try:
+            for sig in forwarded:
+                signal.signal(sig, lambda number, _: child.send_signal(number))
+            status = child.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if status:
         raise LaunchError(f"{run_dir}: a process of the distributed run failed (exit {status})")
     return json.loads((Path(run_dir) / "summary.json").read_text())

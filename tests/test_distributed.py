@@ -179,3 +179,35 @@ def test_a_batch_norm_model_trains_on_two_processes(variants, tmp_path):
                  train_subset=256, test_subset=128, batch_size=64, eval_batch_size=64)  # fmt: skip
     summary = train_job(str(variants["true"]), tmp_path / "run", run, str(tmp_path / "log"))
     assert summary["processes"] == 2 and summary["epochs"] == 2 and summary["params"] > 1e6
+
+
+def test_sigterm_reaches_the_processes_and_the_handlers_are_restored(variants, tmp_path):
+    run = config(model="mlp3x512", gpus_per_node=2, threads=2, max_epochs=50, train_subset=None)
+    script = (
+        "import signal, sys; from rethink.launch import train_job; "
+        "from rethink.train import RunConfig\n"
+        "try:\n"
+        f"    train_job({str(variants['true'])!r}, {str(tmp_path / 'run')!r}, "
+        f"RunConfig(**{run.__dict__!r}), {str(tmp_path / 'log')!r})\n"
+        "except Exception as err:\n"
+        "    print(type(err).__name__, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n"
+    )
+    job = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while (
+        "on 2 process(es)" not in _read(tmp_path / "log")
+        or not (tmp_path / "run" / "checkpoint.pt").exists()
+    ):
+        assert job.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)  # as Snakemake or SLURM stop a job
+    out, _ = job.communicate(timeout=60)
+    assert out.strip() == "LaunchError True"  # the run failed, the default handler is back
+    time.sleep(2)
+    workers = subprocess.run(["pgrep", "-f", str(tmp_path / "run")], capture_output=True)
+    assert workers.stdout.strip() == b""
+
+
+def _read(path) -> str:
+    return path.read_text() if path.exists() else ""
