@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from rethink.imagenet import convert_imagenet
-from rethink.streams import Examples, Shard, Transform, loader
+from rethink.streams import Examples, Shard, Transform, loader, open_split
 
 IMAGENET_IMAGES = 1_281_167 + 50_000
 
@@ -91,16 +91,16 @@ def main() -> None:
             f"{IMAGENET_IMAGES * mb / total / 1e3:.0f} GB (real ILSVRC JPEGs average ~110 KB)"
         )
 
-        n = counts["train"]
+        n, train = counts["train"], open_split(root / "imagenet.h5", "train")
         rates = {}
         for name, augment in (("augment", True), ("central crop", False)):
-            examples = Examples(root / "imagenet.h5", "train", Transform(299, augment=augment))
+            examples = Examples(train, Transform(299, augment=augment))
             rates[name] = images_per_s(examples, n, workers=0)
         print("\nb) decode + Inception preprocessing to 299x299, one process, one thread:")
         for name, rate in rates.items():
             print(f"   {name:13s} {rate:7.1f} images/s per core")
         if args.workers > 1:
-            examples = Examples(root / "imagenet.h5", "train", Transform(299, augment=True))
+            examples = Examples(train, Transform(299, augment=True))
             rate = images_per_s(examples, n, workers=args.workers)
             print(f"   augment with {args.workers} DataLoader workers: {rate:.1f} images/s "
                   f"({rate / args.workers:.1f} per worker)")  # fmt: skip

@@ -25,8 +25,7 @@ def training_runtime_minutes(
     per_million = cluster["minutes_per_million_images"]
     rate = per_million.get(run.model, per_million["default"])
     n_train = min(dataset.size[0], run.train_subset or dataset.size[0])
-    gpus = run.nodes * run.gpus_per_node
-    minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6 / gpus
+    minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6 / run.processes
     return math.ceil(minutes) * attempt
 
 

@@ -29,12 +29,21 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from rethink.encoded import is_encoded
+from rethink.datasets import DATASETS
+from rethink.encoded import EncodedImages
 from rethink.gpus import setup_device
 from rethink.models import count_parameters
 from rethink.precision import autocast, resolve_precision, set_matmul_precision
 from rethink.regularizers import parse_regularizer
-from rethink.streams import Examples, GlobalBatches, Shard, Transform, loader
+from rethink.streams import (
+    Examples,
+    GlobalBatches,
+    Shard,
+    Transform,
+    loader,
+    open_split,
+    stream_seed,
+)
 from rethink.train import (
     HISTORY_COLUMNS,
     RunConfig,
@@ -70,9 +79,9 @@ class Process:
         return self.rank == 0
 
 
-def is_streamed(variant_path: str, config: RunConfig) -> bool:
-    """Whether rethink.distributed trains this run rather than rethink.train."""
-    return config.nodes * config.gpus_per_node > 1 or is_encoded(variant_path)
+def is_streamed(config: RunConfig, dataset: str) -> bool:
+    """Whether rethink.distributed trains this run of `dataset` rather than rethink.train."""
+    return config.processes > 1 or DATASETS[dataset].encoded
 
 
 def train_streamed(variant_path: str, run_dir: str, config: RunConfig) -> dict | None:
@@ -117,10 +126,11 @@ class Streams:
 def _streams(variant_path: str, config: RunConfig, device, process: Process) -> Streams:
     regularizers = parse_regularizer(config.regularizer)
     augment, crop = "augment" in regularizers, "crop" in regularizers
-    train = Examples(variant_path, "train", Transform(config.crop_size, crop, augment, config.seed))
+    train_split, test_split = open_split(variant_path, "train"), open_split(variant_path, "test")
+    train = Examples(train_split, Transform(config.crop_size, crop, augment, config.seed))
     plain = Transform(config.crop_size)
-    train_eval, test = Examples(variant_path, "train", plain), Examples(variant_path, "test", plain)
-    shuffled = not is_encoded(variant_path)
+    train_eval, test = Examples(train_split, plain), Examples(test_split, plain)
+    shuffled = not isinstance(train_split.images, EncodedImages)
     train_indices = subset(len(train), config.train_subset, shuffled)
     eval_indices = train_indices[subset(len(train_indices), config.train_eval_images, False)]
     test_indices = subset(len(test), config.test_subset, shuffled)
@@ -143,7 +153,7 @@ def _streams(variant_path: str, config: RunConfig, device, process: Process) -> 
             "test": len(test_indices),
         },  # fmt: skip
         input_shape=tuple(train_eval[(0, 0)][0].shape),
-        n_classes=len(train.classes),
+        n_classes=len(train_split.classes),
     )
 
 
@@ -192,8 +202,7 @@ def _train(variant_path, run_dir: Path, config: RunConfig, device, process: Proc
             group["lr"] = lr
         data.batches.epoch = epoch
         # dropout's stream, per process and epoch: a resumed run draws what it would have
-        torch.manual_seed(int(np.random.SeedSequence([config.seed, epoch, process.rank])
-                              .generate_state(1, np.uint64)[0]))  # fmt: skip
+        torch.manual_seed(stream_seed(config.seed, epoch, process.rank))
         losses = _train_epoch(net, optimizer, data.train, device, precision)
         if process.world > 1:  # each step's loss over the whole global batch
             dist.all_reduce(losses)

@@ -74,10 +74,7 @@ def write_encoded(
             for data, label in splits[name]:
                 writer.add(data, label)
             writer.close()
-        f.attrs["classes"] = list(classes)
-        f.attrs["image_format"] = IMAGE_FORMAT
-        for key, value in sorted(attrs.items()):
-            f.attrs[key] = value
+        _write_attrs(f, classes, attrs)
 
 
 def write_encoded_labels(
@@ -92,10 +89,14 @@ def write_encoded_labels(
             for key in ("jpeg", "offsets"):
                 group[key] = h5py.ExternalLink(relative, f"/{name}/{key}")
             group.create_dataset("labels", data=np.asarray(labels[name], dtype=np.int64))
-        f.attrs["classes"] = list(classes)
-        f.attrs["image_format"] = IMAGE_FORMAT
-        for key, value in sorted(attrs.items()):
-            f.attrs[key] = value
+        _write_attrs(f, classes, attrs)
+
+
+def _write_attrs(f: h5py.File, classes, attrs: dict) -> None:
+    f.attrs["classes"] = list(classes)
+    f.attrs["image_format"] = IMAGE_FORMAT
+    for key, value in sorted(attrs.items()):
+        f.attrs[key] = value
 
 
 class EncodedImages:
@@ -117,7 +118,7 @@ class EncodedImages:
                 f"{self.path}: '{split}' has {len(self.labels)} labels but "
                 f"{len(self.offsets) - 1} images; rebuild the file"
             )
-        self._file: h5py.File | None = None
+        self._jpeg: h5py.Dataset | None = None  # opened in each process on first access
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -125,12 +126,12 @@ class EncodedImages:
 
     def __getitem__(self, i: int) -> bytes:
         if self._pid != os.getpid():
-            self._file, self._pid = _open(self.path), os.getpid()
+            self._jpeg, self._pid = _open(self.path)[f"{self.split}/jpeg"], os.getpid()
         start, end = self.offsets[i], self.offsets[i + 1]
-        return self._file[f"{self.split}/jpeg"][start:end].tobytes()
+        return self._jpeg[start:end].tobytes()
 
     def __getstate__(self):  # DataLoader workers pickle it under the spawn start method
-        return {**self.__dict__, "_file": None, "_pid": None}
+        return {**self.__dict__, "_jpeg": None, "_pid": None}
 
 
 def read_encoded_labels(path: str | os.PathLike) -> tuple[dict, list[str], dict]:

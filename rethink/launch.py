@@ -33,10 +33,6 @@ class LaunchError(RethinkError):
     """The processes of a distributed run did not finish."""
 
 
-def processes(config: RunConfig) -> int:
-    return config.nodes * config.gpus_per_node
-
-
 def worker_arguments(variant_path: str, run_dir: str, config: RunConfig, log_path: str):
     return [
         "-m", "rethink.launch", "--variant", variant_path, "--run-dir", str(run_dir),
@@ -68,7 +64,7 @@ def command(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -
 
 def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -> dict:
     """Train the run on its processes; return its summary."""
-    if processes(config) == 1:
+    if config.processes == 1:
         with gpu_claimed_for(config.device):  # a GPU of its own, as rethink.train's runs
             return train_streamed(variant_path, run_dir, config)
     if config.nodes > 1 and "SLURM_JOB_ID" not in os.environ:
@@ -77,7 +73,7 @@ def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str)
             "SLURM allocation (snakemake --profile slurm); set nodes: 1 for a local run"
         )
     argv = command(variant_path, run_dir, config, log_path)
-    log.info("%s: starting %d processes: %s", run_dir, processes(config), shlex.join(argv[:12]))
+    log.info("%s: starting %d processes: %s", run_dir, config.processes, shlex.join(argv[:12]))
     with open(log_path, "a") as out:
         child = subprocess.Popen(argv, stdout=out, stderr=out, preexec_fn=_die_with_parent)
         forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # to torchrun or srun, which

@@ -20,15 +20,18 @@ from rethink.inception_preprocessing import decode, inception_input
 from rethink.preprocess import preprocess
 
 
+def stream_seed(*keys: int) -> int:
+    """A seed for the random stream named by `keys`, e.g. (run seed, epoch, example)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0])
+
+
 def example_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+    return torch.Generator().manual_seed(stream_seed(seed, epoch, index))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The random order of the `n` training examples in `epoch`."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]
-    return torch.randperm(n, generator=torch.Generator().manual_seed(int(state)))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(stream_seed(seed, epoch)))
 
 
 @dataclass
@@ -39,35 +42,46 @@ class Transform:
     seed: int = 0
 
 
-class Examples(Dataset):
-    """One split of a dataset file; item (epoch, i) is (network input, label, i)."""
+@dataclass
+class SplitData:
+    """One split of a dataset file as streams read it: JPEG bytes read on demand, or the
+    images as a C x H x W tensor view of the arrays read once (workers forked later share
+    the pages)."""
 
-    def __init__(self, path: str | os.PathLike, split: str, transform: Transform):
-        self.transform = transform
-        if is_encoded(path):
-            self.images = EncodedImages(path, split)
-            self.labels = self.images.labels
-            self.classes = self.images.classes
-        else:  # arrays: read once; workers forked later share the pages
-            dataset = read_dataset(path)
-            data = dataset.split(split)
-            self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2)
-            self.labels, self.classes = data.labels, dataset.classes
+    images: EncodedImages | torch.Tensor
+    labels: np.ndarray
+    classes: list[str]
+
+
+def open_split(path: str | os.PathLike, split: str) -> SplitData:
+    if is_encoded(path):
+        images = EncodedImages(path, split)
+        return SplitData(images, images.labels, images.classes)
+    dataset = read_dataset(path)
+    data = dataset.split(split)
+    return SplitData(torch.from_numpy(data.images).permute(0, 3, 1, 2), data.labels,
+                     dataset.classes)  # fmt: skip
+
+
+class Examples(Dataset):
+    """A split with its transform; item (epoch, i) is (network input, label, i)."""
+
+    def __init__(self, data: SplitData, transform: Transform):
+        self.data, self.transform = data, transform
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.data.labels)
 
     def __getitem__(self, item: tuple[int, int]):
         epoch, i = item
-        t = self.transform
+        t, images = self.transform, self.data.images
         randomized = t.augment or t.crop
         gen = example_generator(t.seed, epoch, i) if randomized else None
-        if isinstance(self.images, EncodedImages):
-            x = inception_input(decode(self.images[i]), t.size, t.augment, gen)
+        if isinstance(images, EncodedImages):
+            x = inception_input(decode(images[i]), t.size, t.augment, gen)
         else:
-            x = preprocess(self.images[i : i + 1], t.size, crop=t.crop, augment=t.augment, gen=gen)
-            x = x[0]
-        return x, int(self.labels[i]), i
+            x = preprocess(images[i : i + 1], t.size, crop=t.crop, augment=t.augment, gen=gen)[0]
+        return x, int(self.data.labels[i]), i
 
 
 class GlobalBatches(torch.utils.data.Sampler):

@@ -96,6 +96,11 @@ class RunConfig:
         if self.critical_examples and not self.record_examples:
             raise ValueError("critical_examples needs record_examples: the CSR goes in its file")
 
+    @property
+    def processes(self) -> int:
+        """Processes the run trains on (rethink.distributed when more than one)."""
+        return self.nodes * self.gpus_per_node
+
     def lass(self) -> Lass:
         return Lass(
             self.critical_radius, self.critical_step, self.critical_noise,

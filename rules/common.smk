@@ -20,6 +20,7 @@ from rethink.config import (
 )
 from rethink.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.figures import FIGURES, drawable_figures
+from rethink.distributed import is_streamed
 from rethink.gpus import JOBS_PER_GPU_VARIABLE
 from rethink.imagenet import find_imagenet
 from rethink.kernel_report import KERNEL_FIGURE
@@ -119,8 +120,7 @@ def get_run_mem_mb(wildcards):
 def streamed_run(wildcards):
     """The RunConfig of a run that trains streamed (rethink.distributed), else None."""
     run = run_config(config, wildcards.model, wildcards.regularizer, wildcards.seed)
-    several = run.nodes * run.gpus_per_node > 1
-    return run if several or DATASETS[wildcards.dataset].encoded else None
+    return run if is_streamed(run, wildcards.dataset) else None
 
 
 def get_run_threads(wildcards):
@@ -147,7 +147,7 @@ def get_run_mpi(wildcards):
     return "srun" if get_run_nodes(wildcards) else None
 
 
-def get_run_gpus_per_node(wildcards):
+def get_run_slurm_extra(wildcards):
     """sbatch flags of a run over several nodes: each node's GPUs."""
     run = streamed_run(wildcards)
     cpu_only = run is not None and run.device == "cpu"

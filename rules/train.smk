@@ -26,7 +26,7 @@ rule train_run:
         nodes=get_run_nodes,  # runs over several nodes (training.nodes), under SLURM only
         tasks=get_run_nodes,
         mpi=get_run_mpi,
-        slurm_extra=get_run_gpus_per_node,
+        slurm_extra=get_run_slurm_extra,
     params:
         run=get_run_params,
     script:

@@ -16,7 +16,7 @@ assert config.determining_fields() == snakemake.params.run, "config changed unde
 run_dir = Path(snakemake.output.summary).parent
 variant = snakemake.input.variant
 
-if is_streamed(variant, config):  # ImageNet, or several processes (rethink.distributed)
+if is_streamed(config, w.dataset):  # ImageNet, or several processes (rethink.distributed)
     run_job(snakemake.log[0], train_job, variant, run_dir, config, snakemake.log[0])
 else:
     source = snakemake.input.get("source") or None
