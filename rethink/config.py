@@ -5,7 +5,9 @@ what the schema cannot know, so that a typo stops Snakemake before any job runs.
 """
 
 import difflib
+import functools
 import itertools
+import math
 from pathlib import Path
 
 import jsonschema
@@ -52,6 +54,7 @@ def describe_schema_error(err: jsonschema.ValidationError) -> str:
 
 def check_config(config: dict) -> dict:
     """Raise ConfigError naming the offending key; return `config` with names normalized."""
+    check_numbers(config, _schema())
     for name in config["datasets"]:
         if name not in DATASETS:
             raise ConfigError(
@@ -80,6 +83,42 @@ def check_config(config: dict) -> dict:
         if model != "default":
             _check_model(model, "cluster.minutes_per_million_images")
     return config
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def check_numbers(config: dict, schema: dict) -> None:
+    """What JSON schema lets through: every number finite (NaN passes any bound, and YAML
+    reads `.nan` and `.inf`), and an integer where the schema means one (JSON schema counts
+    1500.0 as an integer; a seed of 1500.0 would name no file)."""
+    for key, value, types in _numbers(config, schema):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key '{key}': {value} is not a finite number; give one")
+        integer_only = "integer" in types and "number" not in types
+        if integer_only and not isinstance(value, int):
+            raise ConfigError(
+                f"config key '{key}': {value!r} is not an integer; write it without a decimal "
+                "point or exponent"
+            )
+
+
+def _numbers(value, schema: dict, key: str = ""):
+    """(key, value, the schema's types) of every number in `value`, walking `schema` beside
+    it (booleans are not numbers here)."""
+    if isinstance(value, dict):
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for name, item in value.items():
+            sub = properties.get(name, extra if isinstance(extra, dict) else {})
+            yield from _numbers(item, sub, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, schema.get("items", {}), f"{key}[{i}]")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        types = schema.get("type", [])
+        yield key, value, [types] if isinstance(types, str) else types
 
 
 def _check_runs(config: dict) -> None:

@@ -30,6 +30,7 @@ class Archive:
     urls: tuple[str, ...]  # mirrors: HTTPS ones first, each group in this order
     md5: str  # as published with the archive
     sha256: str  # pinned here; both digests must match before the file is used
+    size: int  # bytes; a download that sends more is stopped there
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ _MNIST_MIRRORS = (
 )
 
 
-def _mnist_archive(filename: str, md5: str, sha256: str) -> Archive:
-    return Archive(filename, tuple(m + filename for m in _MNIST_MIRRORS), md5, sha256)
+def _mnist_archive(filename: str, md5: str, sha256: str, size: int) -> Archive:
+    return Archive(filename, tuple(m + filename for m in _MNIST_MIRRORS), md5, sha256, size)
 
 
 DATASETS: dict[str, DatasetSource] = {
@@ -158,6 +159,7 @@ DATASETS: dict[str, DatasetSource] = {
                 ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
                 "c58f30108f718f92721af3b95e74349a",
                 "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+                170_498_071,
             ),
         ),
         load=load_cifar10,
@@ -170,21 +172,25 @@ DATASETS: dict[str, DatasetSource] = {
                 "train-images-idx3-ubyte.gz",
                 "f68b3c2dcbeaaa9fbdd348bbdeb94873",
                 "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                9_912_422,
             ),
             _mnist_archive(
                 "train-labels-idx1-ubyte.gz",
                 "d53e105ee54ea40749a09fcbcd1e9432",
                 "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                28_881,
             ),
             _mnist_archive(
                 "t10k-images-idx3-ubyte.gz",
                 "9fb629c4189551a2d022fa330f9573f3",
                 "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                1_648_877,
             ),
             _mnist_archive(
                 "t10k-labels-idx1-ubyte.gz",
                 "ec29112dd5afa0611ce80d1b7f02629c",
                 "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                4_542,
             ),
         ),
         load=load_mnist,

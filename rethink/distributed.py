@@ -31,10 +31,12 @@ from tqdm import tqdm
 
 from rethink.datasets import DATASETS
 from rethink.encoded import EncodedImages
+from rethink.files import remove_stale_parts
 from rethink.gpus import setup_device
 from rethink.models import count_parameters
 from rethink.precision import autocast, resolve_precision, set_matmul_precision
 from rethink.regularizers import parse_regularizer
+from rethink.run_lock import run_folder_lock
 from rethink.streams import (
     Examples,
     GlobalBatches,
@@ -88,6 +90,14 @@ def train_streamed(variant_path: str, run_dir: str, config: RunConfig) -> dict |
     """Train one run as this process's part; the leader writes the outputs and returns the
     summary, the others return None."""
     process = Process.from_environment()
+    if not process.leader:
+        return _train_process(variant_path, run_dir, config, process)
+    with run_folder_lock(run_dir):  # the leader writes the run's files: one writer at a time
+        remove_stale_parts(run_dir)
+        return _train_process(variant_path, run_dir, config, process)
+
+
+def _train_process(variant_path: str, run_dir: str, config: RunConfig, process: Process):
     device_name = config.device
     if device_name in ("auto", "cuda") and torch.cuda.is_available():
         device_name = f"cuda:{process.local_rank}"

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,10 @@ from rethink.files import atomic_path
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("md5", "sha256")  # an archive's published digests, all checked before use
+# Each mirror gets this long, plus the time the file takes at this slowest rate (bytes/s): a
+# server that trickles bytes, each within the per-read timeout, still ends.
+DEADLINE_BASE_S = 120
+SLOWEST_BYTES_PER_S = 100_000
 
 
 class DownloadError(RethinkError):
@@ -22,21 +27,31 @@ class DownloadError(RethinkError):
 
 
 def download(
-    urls: list[str], dest: str | os.PathLike, md5: str, sha256: str, timeout_s: float = 60
+    urls: list[str],
+    dest: str | os.PathLike,
+    md5: str,
+    sha256: str,
+    size: int,
+    timeout_s: float = 60,
+    deadline_s: float | None = None,
 ) -> Path:
-    """Fetch the first mirror that answers into `dest` and verify its md5 and sha256.
+    """Fetch the first mirror that answers into `dest` and verify its size, md5 and sha256.
 
-    HTTPS mirrors are tried before plain-HTTP ones, each group in the given order. The bytes go
-    to a temporary file beside `dest` that is renamed only after both checksums match, so an
-    interrupted, tampered or corrupt download never looks like a finished one.
+    HTTPS mirrors are tried before plain-HTTP ones, each group in the given order. Each read
+    waits at most `timeout_s`, each mirror at most `deadline_s` in all (by default a time the
+    size allows), and no mirror may send more than `size` bytes. The bytes go to a temporary
+    file beside `dest` that is renamed only after both checksums match, so an interrupted,
+    tampered or corrupt download never looks like a finished one.
     """
     dest = Path(dest)
     published = {"md5": md5, "sha256": sha256}
+    if deadline_s is None:
+        deadline_s = DEADLINE_BASE_S + size / SLOWEST_BYTES_PER_S
     failures = []
     for url in https_first(urls):
         try:
             with atomic_path(dest) as tmp:
-                _check(_fetch(url, tmp, timeout_s), published, url)
+                _check(_fetch(url, tmp, size, timeout_s, deadline_s), published, url)
             log.info("downloaded %s to %s (md5 and sha256 ok)", url, dest)
             return dest
         except (OSError, DownloadError) as err:  # URLError and IncompleteRead are OSErrors
@@ -83,21 +98,33 @@ def _check(digests: dict[str, str], published: dict[str, str], what: str) -> Non
             )
 
 
-def _fetch(url: str, tmp: Path, timeout_s: float) -> dict[str, str]:
+def _fetch(url: str, tmp: Path, size: int, timeout_s: float, deadline_s: float) -> dict:
     """Stream `url` into `tmp`; return the digests of what arrived."""
+    deadline = time.monotonic() + deadline_s
     with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name) as bar:
-            digests = _digests(_written(response, out, bar))
+        if total is not None and total != size:
+            raise DownloadError(f"the server announces {total} bytes, not the published {size}")
+        with tqdm(total=size, unit="B", unit_scale=True, desc=Path(url).name) as bar:
+            digests = _digests(_written(response, out, bar, size, deadline, deadline_s))
     received = tmp.stat().st_size
-    if total is not None and received != total:  # urllib returns short reads silently
-        raise DownloadError(f"incomplete download: received {received} of {total} bytes")
+    if received != size:  # urllib returns short reads silently
+        raise DownloadError(f"incomplete download: received {received} of {size} bytes")
     return digests
 
 
-def _written(response, out, bar):
-    """The blocks of `response`, each written to `out` as it passes."""
-    for block in iter(lambda: response.read(1 << 20), b""):
+def _written(response, out, bar, size: int, deadline: float, deadline_s: float):
+    """The blocks of `response` as they come (read1: whatever has arrived, so that the deadline
+    is checked between the bytes of a trickle), each written to `out` as it passes."""
+    received = 0
+    for block in iter(lambda: response.read1(1 << 20), b""):
+        received += len(block)
+        if received > size:
+            raise DownloadError(f"the server sends more than the published {size} bytes")
+        if time.monotonic() > deadline:
+            raise DownloadError(
+                f"not finished after {deadline_s:.0f} s ({received} of {size} bytes)"
+            )
         out.write(block)
         bar.update(len(block))
         yield block

@@ -1,18 +1,23 @@
 """GPUs for jobs: which one a job uses, and how torch is set up on the device it runs on.
 
 `snakemake --resources gpu=N` caps how many GPU jobs run at once, but does not tell a job which
-GPU to use. A job claims a free GPU among those it may use (every GPU `nvidia-smi -L` lists, or
-those a preset CUDA_VISIBLE_DEVICES lists, e.g. `salloc --gpus=4` or a user's `2,3`) by holding
-an exclusive lock for its whole run, and narrows CUDA_VISIBLE_DEVICES to that GPU. The kernel
-drops the lock when the job ends or dies, so a crash never leaves a GPU claimed.
+GPU to use. A job claims free GPUs (one, or one per process of a run) among those it may use
+(every GPU `nvidia-smi -L` lists, or those a preset CUDA_VISIBLE_DEVICES lists, e.g. `salloc
+--gpus=4` or a user's `2,3`) by holding an exclusive lock for its whole run, and narrows
+CUDA_VISIBLE_DEVICES to them. The kernel drops the locks when the job ends or dies, so a crash
+never leaves a GPU claimed.
 
 With `gpus.jobs_per_gpu: k` in the config (RETHINK_JOBS_PER_GPU in a job's environment), each
 GPU has k slots, one lock each, and jobs fill the first slot of every GPU before the second of
 any: the paper's small models leave most of a large GPU idle, and k runs share it.
 
-Locks are machine-wide (one directory for every checkout and user of the machine, by default
-`$TMPDIR/rethink-gpu-locks`, or RETHINK_GPU_LOCK_DIR) and named by the GPU's UUID, so two
-checkouts never put two jobs on one GPU, and a GPU keeps its lock whatever numbering a job sees.
+Locks are named by the GPU's UUID, so a GPU keeps its lock whatever numbering a job sees. They
+live in this user's own folder (`$TMPDIR/rethink-gpu-locks-{uid}`, mode 0700), so every
+checkout of one user coordinates and no other user can touch them; RETHINK_GPU_LOCK_DIR names
+a folder cooperating users share instead (owned by root or by you, sticky if others may write:
+rethink.user_folders). A lock is taken only by holding its flock: a lock file's presence claims
+nothing, and a link, FIFO or folder planted in its place stops the job with one line. Locks
+keep out cooperating jobs; they cannot stop another user from running on a GPU without them.
 CUDA numbers GPUs fastest first unless told otherwise; CUDA_DEVICE_ORDER=PCI_BUS_ID makes its
 numbers those of nvidia-smi.
 """
@@ -33,6 +38,9 @@ from pathlib import Path
 
 import torch  # importing does not initialize CUDA; pick_device does, after a GPU is claimed
 
+from rethink import RethinkError
+from rethink.user_folders import open_lock_file, private_folder, shared_lock_folder, still_named
+
 log = logging.getLogger(__name__)
 
 LOCK_DIR_VARIABLE = "RETHINK_GPU_LOCK_DIR"
@@ -40,6 +48,10 @@ JOBS_PER_GPU_VARIABLE = "RETHINK_JOBS_PER_GPU"  # the Snakefile sets it from gpu
 # cuBLAS picks reduction orders per call unless its workspace is fixed (CUDA >= 10.2): the
 # setting PyTorch's reproducibility notes give; read when cuBLAS starts, so set before that.
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+class GpuError(RethinkError):
+    """A run asks for more GPUs than its job may use."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +76,19 @@ def list_gpus() -> list[Gpu]:
 
 
 def lock_dir() -> Path:
-    return Path(
-        os.environ.get(LOCK_DIR_VARIABLE) or Path(tempfile.gettempdir()) / "rethink-gpu-locks"
+    """RETHINK_GPU_LOCK_DIR (a folder shared by cooperating users), else this user's own."""
+    shared = os.environ.get(LOCK_DIR_VARIABLE)
+    if shared:
+        return shared_lock_folder(Path(shared), _FOLDER_FIX)
+    return private_folder(
+        Path(tempfile.gettempdir()) / f"rethink-gpu-locks-{os.getuid()}", _FOLDER_FIX
     )
+
+
+_FOLDER_FIX = (
+    f"remove it, or set {LOCK_DIR_VARIABLE} to a folder of your own (or, to share GPUs with "
+    "other users, to a folder root owns with mode 1777, as /tmp)"
+)
 
 
 def jobs_per_gpu() -> int:
@@ -96,70 +118,86 @@ def candidate_gpus(gpus: list[Gpu]) -> list[tuple[str, str]]:
     return candidates
 
 
-def _open_lock(path: Path) -> int:
-    """A descriptor to flock: created if missing, readable by every user (a read-only descriptor
-    is enough to take an exclusive flock on a local filesystem)."""
+def _try_lock(path: Path) -> int | None:
+    """A descriptor holding the exclusive flock on `path`, or None if another job holds it."""
+    fd = open_lock_file(path, _FOLDER_FIX)
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except PermissionError:  # another user's lock file
-        return os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    if not still_named(fd, path):  # removed or replaced while we took it: not the lock
+        os.close(fd)
+        return None
+    return fd
+
+
+def _claim(locks: Path, candidates, slots: int, count: int) -> dict[str, int]:
+    """Lock `count` slots on distinct GPUs (every GPU's first slot before any second), entry
+    -> descriptor; an empty dict (nothing held) if there are not that many free."""
+    held = {}
+    for slot, (entry, uuid) in itertools.product(range(slots), candidates):
+        if entry in held:
+            continue
+        fd = _try_lock(locks / slot_lock_name(uuid, slot))
+        if fd is not None:
+            held[entry] = fd
+            if len(held) == count:
+                return held
+    for fd in held.values():  # all or none: two runs each holding half never wait forever
+        os.close(fd)
+    return {}
 
 
 @contextmanager
-def claimed_gpu(locks: Path | None = None, poll_s: float = 1.0, slots: int | None = None):
-    """Claim a free slot of a GPU (`slots` per GPU, by default jobs_per_gpu()) for the duration
-    of the block and yield the GPU's CUDA_VISIBLE_DEVICES entry; yield None where there is
-    nothing to choose (no GPU, or exactly one already chosen, e.g. by SLURM). Call before
-    anything touches CUDA: CUDA reads the variables once, when it starts."""
+def claimed_gpus(count: int = 1, locks: Path | None = None, poll_s: float = 1.0,
+                 slots: int | None = None):  # fmt: skip
+    """Claim free slots of `count` distinct GPUs (`slots` per GPU, by default jobs_per_gpu())
+    for the duration of the block and yield their CUDA_VISIBLE_DEVICES value; yield None where
+    there is nothing to choose (no GPU, or exactly `count` already chosen, e.g. by SLURM).
+    Call before anything touches CUDA: CUDA reads the variables once, when it starts."""
     candidates = candidate_gpus(list_gpus())
     preset = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if len(candidates) == 0 or (preset is not None and len(candidates) == 1):
+    if len(candidates) == 0 or (preset is not None and len(candidates) == count):
         yield None
         return
+    if count > len(candidates):
+        raise GpuError(
+            f"the run needs {count} GPUs (training.gpus_per_node) and this job may use "
+            f"{len(candidates)}; lower gpus_per_node or make more GPUs visible"
+        )
     locks = locks or lock_dir()
-    locks.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(PermissionError):  # like /tmp: every user may add a lock
-        locks.chmod(0o1777)
     slots = slots or jobs_per_gpu()
     waiting = False
-    while True:
-        for slot, (entry, uuid) in itertools.product(range(slots), candidates):
-            fd = _open_lock(locks / slot_lock_name(uuid, slot))
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            saved = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
-            os.environ.update(CUDA_VISIBLE_DEVICES=entry, CUDA_DEVICE_ORDER="PCI_BUS_ID")
-            log.info(
-                "claimed GPU %s (%s) of %d, slot %d of %d", entry, uuid, len(candidates),
-                slot + 1, slots,
-            )  # fmt: skip
-            try:
-                yield entry
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
-                os.close(fd)  # drops the lock
-                log.info("released GPU %s", entry)
-            return
+    while not (held := _claim(locks, candidates, slots, count)):
         if not waiting:  # more jobs than slots: --resources gpu=N exceeds the count
             waiting = True
             log.warning(
-                "all %d slots of %d GPUs are claimed by other jobs; waiting for one",
-                slots * len(candidates), len(candidates),
+                "all %d slots of %d GPUs are claimed by other jobs; waiting for %d",
+                slots * len(candidates), len(candidates), count,
             )  # fmt: skip
         time.sleep(poll_s)
+    visible = ",".join(held)
+    saved = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")}
+    os.environ.update(CUDA_VISIBLE_DEVICES=visible, CUDA_DEVICE_ORDER="PCI_BUS_ID")
+    log.info("claimed GPU %s of %d (%d slots each)", visible, len(candidates), slots)
+    try:
+        yield visible
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for fd in held.values():
+            os.close(fd)  # drops the lock
+        log.info("released GPU %s", visible)
 
 
-def gpu_claimed_for(device: str):
-    """The context a job on `device` runs in: a claimed GPU for "auto" and "cuda" (the job lets
-    the workflow pick), nothing for "cpu" or an explicit "cuda:N"."""
-    return claimed_gpu() if device in ("auto", "cuda") else contextlib.nullcontext()
+def gpu_claimed_for(device: str, count: int = 1):
+    """The context a job on `device` runs in: `count` claimed GPUs for "auto" and "cuda" (the
+    job lets the workflow pick), nothing for "cpu" or an explicit "cuda:N"."""
+    return claimed_gpus(count) if device in ("auto", "cuda") else contextlib.nullcontext()
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,15 +1,21 @@
 """Starting a streamed run (rethink.distributed) on its processes.
 
 One process (nodes = gpus_per_node = 1): in the job's own process. One node: `torchrun
---standalone` with gpus_per_node processes. Several nodes, inside a SLURM allocation: `srun`
-starts one torchrun per node (its task number is its node rank), and torchrun starts that
-node's processes; the first node, where the job's batch script runs, hosts the rendezvous.
+--standalone` with gpus_per_node processes, on GPUs the job claims as a one-process run claims
+its GPU (rethink.gpus). Several nodes, inside a SLURM allocation: `srun` starts one torchrun per
+node, and torchrun starts that node's processes. The job's own process, on the first node,
+hosts the rendezvous store on a port the kernel picks while binding it, so no other program can
+take the port between its choice and its use; torchrun's c10d rendezvous ranks the nodes.
 The workers run `python -m rethink.launch`, this module's command line, and append to the
 job's log (process 0 logs everything, the others their warnings and errors).
+
+Every process dies with the one that started it: torchrun with the job (SIGTERM, on which it
+stops its workers), each worker with its torchrun (SIGKILL: torch starts workers in sessions of
+their own, out of reach of a signal to the job's process group).
 """
 
 import argparse
-import ctypes
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,9 +27,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
 from rethink import RethinkError
 from rethink.distributed import train_streamed
 from rethink.gpus import gpu_claimed_for
+from rethink.run_lock import die_with_parent
 from rethink.train import RunConfig
 
 log = logging.getLogger(__name__)
@@ -40,25 +49,24 @@ def worker_arguments(variant_path: str, run_dir: str, config: RunConfig, log_pat
     ]  # fmt: skip
 
 
-def command(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -> list[str]:
-    """The command line that starts every process of the run."""
+def command(
+    variant_path: str, run_dir: str, config: RunConfig, log_path: str, rendezvous: str = ""
+) -> list[str]:
+    """The command line that starts every process of the run; `rendezvous` (host:port of the
+    store) for a run on several nodes."""
     per_node = config.gpus_per_node
     per_process = dataclasses.replace(config, threads=max(1, config.threads // per_node))
     worker = worker_arguments(variant_path, run_dir, per_process, log_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}"]
     if config.nodes == 1:
         return [*torchrun, "--standalone", "--nnodes=1", *worker]
-    rendezvous = [
-        f"--nnodes={config.nodes}", f"--master-addr={socket.gethostname()}",
-        f"--master-port={_free_port()}",
+    nodes = [
+        f"--nnodes={config.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rendezvous}",
+        f"--rdzv-id={os.environ.get('SLURM_JOB_ID', 'rethink')}", "--rdzv-conf=is_host=0",
     ]  # fmt: skip
-    # each task's node rank is its SLURM task number, which only the task's shell knows
-    node = (
-        f'{shlex.join([*torchrun, *rendezvous])} --node-rank="$SLURM_PROCID" {shlex.join(worker)}'
-    )
     return [
         "srun", f"--ntasks={config.nodes}", f"--cpus-per-task={config.threads}",
-        "--kill-on-bad-exit=1", "bash", "-c", f"exec {node}",
+        "--kill-on-bad-exit=1", *torchrun, *nodes, *worker,
     ]  # fmt: skip
 
 
@@ -72,10 +80,13 @@ def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str)
             f"{run_dir}: training.nodes is {config.nodes}: a run on several nodes starts inside a "
             "SLURM allocation (snakemake --profile slurm); set nodes: 1 for a local run"
         )
-    argv = command(variant_path, run_dir, config, log_path)
-    log.info("%s: starting %d processes: %s", run_dir, config.processes, shlex.join(argv[:12]))
-    with open(log_path, "a") as out:
-        child = subprocess.Popen(argv, stdout=out, stderr=out, preexec_fn=_die_with_parent)
+    with _processes_context(config) as rendezvous, open(log_path, "a") as out:
+        argv = command(variant_path, run_dir, config, log_path, rendezvous)
+        log.info("%s: starting %d processes: %s", run_dir, config.processes, shlex.join(argv[:14]))
+        # torchrun stops its workers on SIGTERM: sent to it when this process dies, even by SIGKILL
+        child = subprocess.Popen(
+            argv, stdout=out, stderr=out, preexec_fn=lambda: die_with_parent(signal.SIGTERM)
+        )
         forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # to torchrun or srun, which
         previous = {sig: signal.getsignal(sig) for sig in forwarded}  # stop their processes
         try:
@@ -90,16 +101,21 @@ def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str)
     return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the job's process dies, even by SIGKILL (Linux)."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def _processes_context(config: RunConfig):
+    """What the run's processes need while they run: on one node, its GPUs claimed; on several,
+    the rendezvous store, whose host:port it yields."""
+    if config.nodes == 1:
+        with gpu_claimed_for(config.device, config.gpus_per_node):
+            yield ""
+        return
+    host = socket.gethostname()
+    # Port 0: the kernel picks a free port as it binds it; the store listens until the run ends.
+    store = dist.TCPStore(host, 0, is_master=True, wait_for_workers=False, multi_tenant=True)
+    try:
+        yield f"{host}:{store.port}"
+    finally:
+        del store
 
 
 def main(argv=None) -> None:
@@ -107,6 +123,7 @@ def main(argv=None) -> None:
     for name in ("--variant", "--run-dir", "--job-log", "--config"):
         parser.add_argument(name, required=True)
     args = parser.parse_args(argv)
+    die_with_parent(signal.SIGKILL)  # torchrun: a worker outliving it would train on alone
     rank = int(os.environ.get("RANK", 0))
     handler = logging.FileHandler(args.job_log)
     logging.basicConfig(

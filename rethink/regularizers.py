@@ -20,7 +20,8 @@ REGULARIZERS = {
 }
 # Regularizers that take a strength, and the range [low, high) it must lie in.
 STRENGTHS = {"wd": (0.0, math.inf), "dropout": (0.0, 1.0)}
-_PART = re.compile(r"(?P<kind>[a-z]+)(?P<strength>\d[\w.+-]*)?")
+# ASCII only: `\d` and `\w` also match other scripts' digits, which float() reads too.
+_PART = re.compile(r"(?P<kind>[a-z]+)(?P<strength>[0-9][\w.+-]*)?", re.ASCII)
 
 
 class RegularizerNameError(RethinkError):

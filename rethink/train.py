@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from rethink.compiled import compile_model, compile_seconds, step_begins
 from rethink.critical import Lass, critical_samples, is_probe_epoch
-from rethink.files import atomic_path, write_together
+from rethink.files import atomic_path, remove_stale_parts, write_together
 from rethink.gpus import gpu_claimed_for, setup_device
 from rethink.h5io import read_dataset
 from rethink.memorization import EXAMPLES_FILE, ExampleRecord
@@ -38,6 +38,7 @@ from rethink.models import MODELS, build_model, count_parameters
 from rethink.precision import autocast, resolve_precision, set_matmul_precision
 from rethink.preprocess import preprocess
 from rethink.regularizers import parse_regularizer, strength
+from rethink.run_lock import run_folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +264,9 @@ def train_run(
     """Train one run; write history.csv, steps.csv and summary.json to `run_dir`, and with
     `config.record_examples` examples.h5, for which `source_path` names the dataset file the
     variant was made from (its original labels). On a machine with several GPUs, the run
-    claims one of its own first (rethink.gpus)."""
-    with gpu_claimed_for(config.device):
+    claims one of its own first (rethink.gpus); it holds the run folder's lock throughout."""
+    with run_folder_lock(run_dir), gpu_claimed_for(config.device):
+        remove_stale_parts(run_dir)
         return _train(variant_path, Path(run_dir), config, source_path)
 
 

@@ -93,8 +93,9 @@ class VariantSpec:
         return self.pixels is None
 
 
-_CORRUPT = re.compile(r"corrupt(?P<p>\d+(\.\d+)?)")
-_RADEMACHER = re.compile(r"rademacher\d*")
+# ASCII digits only: `\d` also matches other scripts' digits, which float() reads too.
+_CORRUPT = re.compile(r"corrupt(?P<p>[0-9]+(\.[0-9]+)?)")
+_RADEMACHER = re.compile(r"rademacher[0-9]*")
 RADEMACHER_CLASSES = ["-1", "+1"]
 
 

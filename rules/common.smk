@@ -29,11 +29,11 @@ from rethink.memorization_figures import MEMORIZATION_FIGURES, drawable_memoriza
 from rethink.models import MODELS
 from rethink.mps import start_mps, stop_mps
 from rethink.rademacher import rademacher_runs
+from rethink.run_lock import WORKFLOW_PID_VARIABLE
 from rethink.sources import package_sources, workdir_relative
 from rethink.table1 import PAPER_TABLE1, table1_runs
 from rethink.table2 import PAPER_TABLE2, table2_runs
 from rethink.variants import label_corruption
-from rethink.warm import start_server as start_warm_server
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -48,13 +48,13 @@ if "imagenet" in config["datasets"] and not os.path.exists("results/datasets/ima
 # Several training jobs per GPU (gpus.jobs_per_gpu), optionally under NVIDIA MPS, started for a
 # local run and stopped when Snakemake exits (rethink.mps). Cluster jobs inherit the setting.
 os.environ[JOBS_PER_GPU_VARIABLE] = str(config["gpus"]["jobs_per_gpu"])
+# Jobs end with this Snakemake process, even when it is killed alone (rethink.run_lock).
+os.environ[WORKFLOW_PID_VARIABLE] = str(os.getpid())
 
 
 onstart:
     if config["gpus"]["mps"] and workflow.local_exec and start_mps():
         atexit.register(stop_mps)
-    if config["warm_start"] and workflow.local_exec:
-        start_warm_server("logs/warm-start.log")
 
 
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
@@ -76,7 +76,7 @@ wildcard_constraints:
     archive="|".join(ARCHIVES),
     model="|".join(MODELS),
     regularizer="|".join(re.escape(r) for r in RUNS.regularizer.unique()) or "none",
-    seed=r"\d+",
+    seed="[0-9]+",
     figure="|".join([*FIGURES, *MEMORIZATION_FIGURES]),
 
 

@@ -13,6 +13,7 @@ rule download_archive:
         urls=lambda w: list(ARCHIVES[w.archive].urls),
         md5=lambda w: ARCHIVES[w.archive].md5,
         sha256=lambda w: ARCHIVES[w.archive].sha256,
+        size=lambda w: ARCHIVES[w.archive].size,
     script:
         "../scripts/download_archive.py"
 

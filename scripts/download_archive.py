@@ -8,4 +8,5 @@ run_job(
     dest=snakemake.output[0],
     md5=snakemake.params.md5,
     sha256=snakemake.params.sha256,
+    size=snakemake.params.size,
 )

@@ -1,7 +1,3 @@
-from rethink.warm import delegate
-
-delegate(snakemake, __file__)  # a warm-start server runs the rest in a forked child, or here:
-
 from rethink.jobs import run_job
 from rethink.kernels import write_kernel_result
 

@@ -1,7 +1,3 @@
-from rethink.warm import delegate
-
-delegate(snakemake, __file__)  # a warm-start server runs the rest in a forked child, or here:
-
 from pathlib import Path
 
 from rethink.config import run_config

@@ -1,3 +1,4 @@
+import contextlib
 import gzip
 import hashlib
 import io
@@ -5,6 +6,7 @@ import pickle
 import socket
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -72,7 +74,9 @@ def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 class ArchiveServer(ThreadingHTTPServer):
-    """Serves /good (the whole body) and /truncated (announces the size, sends half)."""
+    """Serves /good (the whole body), /truncated (announces the size, sends half), /trickle
+    (the body a few bytes at a time, each well within a read timeout), /endless (no size
+    announced, then bytes without end) and /announced-larger (a size above the body's)."""
 
     def __init__(self, body: bytes):
         self.body = body
@@ -80,14 +84,27 @@ class ArchiveServer(ThreadingHTTPServer):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 served = self.server.body
-                if self.path not in ("/good", "/truncated"):
+                sizes = {"/good": len(served), "/truncated": len(served), "/trickle": len(served),
+                         "/announced-larger": len(served) + 1, "/endless": None}  # fmt: skip
+                if self.path not in sizes:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(served)))
+                if sizes[self.path] is not None:
+                    self.send_header("Content-Length", str(sizes[self.path]))
                 self.end_headers()
-                cut = len(served) if self.path == "/good" else len(served) // 2
-                self.wfile.write(served[:cut])
+                with contextlib.suppress(OSError):  # the client gave up
+                    if self.path == "/trickle":
+                        for start in range(0, len(served), 16):
+                            self.wfile.write(served[start : start + 16])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    elif self.path == "/endless":
+                        while True:
+                            self.wfile.write(bytes(1 << 16))
+                    else:
+                        cut = len(served) // 2 if self.path == "/truncated" else len(served)
+                        self.wfile.write(served[:cut])
 
             def log_message(self, *args):
                 pass
@@ -108,9 +125,13 @@ def server():
         httpd.shutdown()
 
 
-def digests(data: bytes) -> dict[str, str]:
-    """The md5 and sha256 keyword arguments of `download` for `data`."""
-    return {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+def digests(data: bytes) -> dict:
+    """The md5, sha256 and size keyword arguments of `download` for `data`."""
+    return {
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
 
 
 def closed_port_url() -> str:
@@ -149,7 +170,7 @@ def test_downloaded_archive_becomes_a_dataset_file(server, tmp_path, monkeypatch
     archive = replace(source.archives[0], urls=(server.url("/good"),), **digests(server.body))
     monkeypatch.setitem(DATASETS, "cifar10", replace(source, archives=(archive,)))
     dest = tmp_path / archive.filename
-    download(list(archive.urls), dest, archive.md5, archive.sha256, timeout_s=10)
+    download(list(archive.urls), dest, archive.md5, archive.sha256, archive.size, timeout_s=10)
     write_dataset_file("cifar10", [dest], {"seed": 0}, tmp_path / "cifar10.h5")
     dataset = read_dataset(tmp_path / "cifar10.h5")
     assert dataset.train.images.shape == (30, 32, 32, 3) and dataset.train.images.dtype == np.uint8
@@ -173,6 +194,28 @@ def test_truncated_download_leaves_no_file(server, tmp_path):
     dest = tmp_path / "cifar-10-python.tar.gz"
     with pytest.raises(DownloadError, match="incomplete download: received"):
         download([server.url("/truncated")], dest, **digests(server.body), timeout_s=10)
+    assert_nothing_left(dest)
+
+
+def test_a_trickle_of_bytes_ends_at_the_deadline(server, tmp_path):
+    """Every read gets bytes within its timeout; the download as a whole has a deadline."""
+    dest = tmp_path / "cifar-10-python.tar.gz"
+    with pytest.raises(DownloadError, match=r"not finished after 1 s \(\d+ of \d+ bytes\)"):
+        download([server.url("/trickle")], dest, **digests(server.body), timeout_s=10, deadline_s=1)
+    assert_nothing_left(dest)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/endless", "sends more than the published"),
+        ("/announced-larger", "announces .* bytes, not the published"),
+    ],
+)
+def test_no_more_than_the_published_size_is_accepted(server, tmp_path, path, message):
+    dest = tmp_path / "cifar-10-python.tar.gz"
+    with pytest.raises(DownloadError, match=message):
+        download([server.url(path)], dest, **digests(server.body), timeout_s=10)
     assert_nothing_left(dest)
 
 

@@ -5,6 +5,7 @@ checks that stop impossible settings before any job."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from rethink.config import ConfigError, check_config
-from rethink.launch import LaunchError, command, train_job
+from rethink.launch import LaunchError, _processes_context, command, train_job
 from rethink.streams import GlobalBatches
 from rethink.train import RunConfig
 from tests.conftest import REPO
@@ -118,16 +119,30 @@ def test_several_nodes_need_a_slurm_allocation(variants, tmp_path, monkeypatch):
 
 
 def test_several_nodes_start_one_torchrun_per_node_with_srun(tmp_path):
-    argv = command("v.h5", "run", config(nodes=4, gpus_per_node=8, threads=64), "job.log")
+    argv = command(
+        "v.h5", "run", config(nodes=4, gpus_per_node=8, threads=64), "job.log", "node0:40123"
+    )
     assert argv[:4] == ["srun", "--ntasks=4", "--cpus-per-task=64", "--kill-on-bad-exit=1"]
-    per_node = argv[-1]
-    for part in ("torch.distributed.run", "--nproc-per-node=8", "--nnodes=4",
-                 '--node-rank="$SLURM_PROCID"', "-m rethink.launch"):  # fmt: skip
-        assert part in per_node
-    # torchrun's own options come before the module it runs; the rest are the module's
-    assert per_node.index('--node-rank="$SLURM_PROCID"') < per_node.index("-m rethink.launch")
-    worker_config = json.loads(per_node.split("--config ")[1].strip("'"))
+    torchrun = argv[argv.index("torch.distributed.run") + 1 : argv.index("rethink.launch") - 1]
+    assert torchrun == [
+        "--nproc-per-node=8", "--nnodes=4", "--rdzv-backend=c10d",
+        "--rdzv-endpoint=node0:40123", "--rdzv-id=rethink", "--rdzv-conf=is_host=0",
+    ]  # fmt: skip
+    worker_config = json.loads(argv[argv.index("--config") + 1])
     assert worker_config["threads"] == 8  # the node's cores shared by its 8 processes
+
+
+def test_the_rendezvous_port_is_held_by_the_job_while_the_nodes_run(monkeypatch):
+    """The store listens on a port the kernel chose as it bound it: no other program can take
+    it between the choice and the nodes' use (binding port 0 and closing it could)."""
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    with _processes_context(config(nodes=2)) as rendezvous:
+        host, port = rendezvous.rsplit(":", 1)
+        assert host == socket.gethostname()
+        with socket.socket() as other, pytest.raises(OSError, match="in use"):
+            other.bind(("", int(port)))
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=5):
+            pass  # listening
 
 
 def study(**training) -> dict:

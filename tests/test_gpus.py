@@ -5,6 +5,8 @@ import fcntl
 import json
 import os
 import re
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rethink.gpus import claimed_gpu, list_gpus, slot_lock_name
+from rethink.gpus import GpuError, claimed_gpus, list_gpus, slot_lock_name
 from rethink.mps import start_mps, stop_mps
 from tests.conftest import run_snakemake
 
@@ -56,13 +58,13 @@ def test_nvidia_smi_listing_is_read_with_uuids(gpus):
 
 
 def test_each_claim_gets_a_free_gpu_and_releases_it(gpus):
-    with claimed_gpu() as first:
+    with claimed_gpus() as first:
         assert first == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
         assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA numbers as nvidia-smi
     assert "CUDA_VISIBLE_DEVICES" not in os.environ and "CUDA_DEVICE_ORDER" not in os.environ
-    with held(gpus, 0), held(gpus, 1), claimed_gpu() as third:  # GPUs 0, 1 busy elsewhere
+    with held(gpus, 0), held(gpus, 1), claimed_gpus() as third:  # GPUs 0, 1 busy elsewhere
         assert third == "2" and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
-    with claimed_gpu() as again:  # the other jobs ended: GPU 0 is free again
+    with claimed_gpus() as again:  # the other jobs ended: GPU 0 is free again
         assert again == "0"
 
 
@@ -72,35 +74,35 @@ def test_a_preset_list_of_gpus_is_claimed_among_and_narrowed(gpus, monkeypatch, 
     UUID (or a UUID's unique prefix, which CUDA accepts too)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
     first, second = listed.split(",")
-    with claimed_gpu() as claimed:
+    with claimed_gpus() as claimed:
         assert claimed == first and os.environ["CUDA_VISIBLE_DEVICES"] == first
-    with held(gpus, 2), claimed_gpu() as claimed:  # GPU 2 busy: the job takes 3, never 0
+    with held(gpus, 2), claimed_gpus() as claimed:  # GPU 2 busy: the job takes 3, never 0
         assert claimed == second and os.environ["CUDA_VISIBLE_DEVICES"] == second
     assert os.environ["CUDA_VISIBLE_DEVICES"] == listed  # restored after the job
 
 
 def test_a_gpu_chosen_already_or_no_gpu_is_left_alone(gpus, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # e.g. set by SLURM for a gres job
-    with claimed_gpu() as index:
+    with claimed_gpus() as index:
         assert index is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for this job
-    with claimed_gpu() as index:
+    with claimed_gpus() as index:
         assert index is None and os.environ["CUDA_VISIBLE_DEVICES"] == ""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi: no GPU
-    with claimed_gpu() as index:
+    with claimed_gpus() as index:
         assert index is None and "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
 CLAIM = """
-from rethink.gpus import claimed_gpu
-with claimed_gpu() as gpu:
+from rethink.gpus import claimed_gpus
+with claimed_gpus() as gpu:
     print(gpu)
 """
 
 
 def test_jobs_of_two_checkouts_never_share_a_gpu(tmp_path, monkeypatch):
-    """The locks are machine-wide (in the temporary directory, not the checkout): a job started
+    """The locks are the user's, in the temporary directory (not the checkout): a job started
     from another checkout sees the claim."""
     machine_tmp = tmp_path / "tmp"
     machine_tmp.mkdir()
@@ -114,13 +116,15 @@ def test_jobs_of_two_checkouts_never_share_a_gpu(tmp_path, monkeypatch):
         checkout.mkdir()
     monkeypatch.chdir(checkouts[0])
     job_env = dict(os.environ)  # as Snakemake starts a job: before any claim
-    with claimed_gpu() as mine:
+    with claimed_gpus() as mine:
         theirs = subprocess.run(
             [sys.executable, "-c", CLAIM], cwd=checkouts[1], env=job_env, capture_output=True,
             text=True,
         )  # fmt: skip
     assert mine == "0" and theirs.stdout.strip() == "1", theirs.stderr
-    assert {p.name for p in (machine_tmp / "rethink-gpu-locks").iterdir()} == {
+    locks = machine_tmp / f"rethink-gpu-locks-{os.getuid()}"
+    assert stat.S_IMODE(locks.stat().st_mode) == 0o700  # no one else's to enter
+    assert {p.name for p in locks.iterdir()} == {
         f"{fake_uuid(0)}.lock",
         f"{fake_uuid(1)}.lock",
     }
@@ -156,17 +160,62 @@ def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
     return peak
 
 
+def test_a_run_on_several_processes_claims_a_gpu_for_each(gpus):
+    """All or none: with one GPU of four taken, a 2-GPU run takes two of the other three; with
+    three taken it holds none and waits (two half-claimed runs would wait for each other)."""
+    with held(gpus, 1), claimed_gpus(2) as claimed:
+        assert claimed == "0,2" and os.environ["CUDA_VISIBLE_DEVICES"] == "0,2"
+        for gpu in (0, 2):  # both held for the run's life
+            with (gpus / slot_lock_name(fake_uuid(gpu), 0)).open("a") as lock:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with held(gpus, 0), held(gpus, 1), held(gpus, 2):
+        with pytest.raises(TimeoutError), _deadline(1.5), claimed_gpus(2, poll_s=0.1):
+            pass
+        with claimed_gpus(1) as last:  # the waiting claim held nothing
+            assert last == "3"
+    with pytest.raises(GpuError, match="needs 5 GPUs .* may use 4"), claimed_gpus(5):
+        pass
+
+
+def test_a_local_run_on_several_processes_claims_its_gpus(gpus):
+    """Before, torchrun's processes took GPUs 0..k-1 whatever other runs held."""
+    from rethink.launch import _processes_context
+    from rethink.train import RunConfig
+
+    run = RunConfig("mlp1x512", gpus_per_node=2, device="auto")
+    with held(gpus, 0), _processes_context(run):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "1,2"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise TimeoutError in the block after `seconds` (the main thread, via SIGALRM)."""
+
+    def expire(number, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_slots_fill_every_gpu_before_doubling_up(gpus):
     """jobs_per_gpu = 2: a job takes a GPU nobody uses if there is one, else a second slot."""
-    with held(gpus, 0), claimed_gpu(slots=2) as claimed:
+    with held(gpus, 0), claimed_gpus(slots=2) as claimed:
         assert claimed == "1"
     with contextlib.ExitStack() as others:
         for gpu in range(4):
             others.enter_context(held(gpus, gpu))
-        with claimed_gpu(slots=2) as claimed:
+        with claimed_gpus(slots=2) as claimed:
             assert claimed == "0"
         others.enter_context(held(gpus, 0, slot=1))
-        with claimed_gpu(slots=2) as claimed:
+        with claimed_gpus(slots=2) as claimed:
             assert claimed == "1"
     assert {p.name for p in gpus.iterdir()} >= {f"{fake_uuid(0)}.slot1.lock"}
 

@@ -87,6 +87,36 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
             "training.device is cpu",
         ),
         ({"gpus": {"jobs_per_gpu": 0}}, "config key 'gpus.jobs_per_gpu': 0 is less than"),
+        # Values JSON schema lets through: NaN passes every bound, 1500.0 counts as an integer,
+        # and `\d` matches every script's digits.
+        ({"training": {"lr": float("nan")}}, "config key 'training.lr': nan is not a finite"),
+        ({"training": {"lr": float("inf")}}, "config key 'training.lr': inf is not a finite"),
+        ({"kernels": {"gamma": float("nan")}}, "config key 'kernels.gamma': nan is not a finite"),
+        (
+            {"cluster": {"minutes_base": float("nan")}},
+            "config key 'cluster.minutes_base': nan is not a finite",
+        ),
+        (
+            {"runs": [{"models": ["mlp1x512"], "seeds": [1500.0]}]},
+            "config key 'runs[0].seeds[0]': 1500.0 is not an integer",
+        ),
+        (
+            {"runs": [{"models": ["mlp1x512"], "seeds": [1e30]}]},
+            "config key 'runs[0].seeds[0]': 1e+30 is greater than the maximum",
+        ),
+        (
+            {"runs": [{"models": ["mlp1x512"], "seeds": [2**63]}]},
+            "'runs[0].seeds[0]': 9223372036854775808 is greater than the maximum",
+        ),
+        ({"training": {"max_epochs": 10.0}}, "'training.max_epochs': 10.0 is not an integer"),
+        (
+            {"variants": {"names": ["corrupt\u0660.\u0665"]}},
+            "unknown variant 'corrupt\u0660.\u0665'",
+        ),
+        (
+            {"runs": [{"models": ["mlp1x512"], "regularizers": ["wd\u0661"]}]},
+            "'runs[0].regularizers': unknown regularizer 'wd\u0661'",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, config, message):
