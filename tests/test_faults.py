@@ -3,6 +3,7 @@
 The full disk is real: a small tmpfs, mounted for the test (which needs root, as CI has).
 """
 
+import contextlib
 import copy
 import errno
 import os
@@ -181,22 +182,25 @@ def job_pids(root: Path) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("interrupted", ["process group", "snakemake", "job"])
-def test_ctrl_c_leaves_nothing_finished_and_the_rerun_resumes(tmp_path, interrupted):
+@pytest.mark.parametrize("first_reached", [None, "snakemake", "job"])
+def test_ctrl_c_leaves_nothing_finished_and_the_rerun_resumes(tmp_path, first_reached):
     """Ctrl-C sends SIGINT to the terminal's whole process group, and which process acts on it
-    first is a race: the job (which then fails), or Snakemake (which then stops the job). Either
-    way, and when only one of them gets it: nothing looks finished, the rerun resumes."""
+    first is a race: the job (which then fails), or Snakemake (which then stops the job). The
+    test plays both orders (the other one a second later) and the signal to the group at once:
+    each way nothing looks finished, and the rerun resumes."""
     root = copy_workflow(tmp_path / "study", LONG_STUDY)
     first = start_snakemake(root, "1", stderr=subprocess.PIPE)
     try:
         wait_for(root / RUN / "checkpoint.pt", first)
-        if interrupted == "process group":
+        (job,) = job_pids(root)
+        if first_reached is None:
             os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-        elif interrupted == "snakemake":
-            first.send_signal(signal.SIGINT)
         else:
-            (job,) = job_pids(root)
-            os.kill(job, signal.SIGINT)
+            order = [first.pid, job] if first_reached == "snakemake" else [job, first.pid]
+            for pid in order:
+                with contextlib.suppress(ProcessLookupError):  # ended by the first already
+                    os.kill(pid, signal.SIGINT)
+                time.sleep(1)
         _, stderr = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
