@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from rethink.datasets import DATASETS
 from rethink.encoded import EncodedImages
-from rethink.files import remove_stale_parts
 from rethink.gpus import setup_device
 from rethink.models import count_parameters
 from rethink.precision import autocast, resolve_precision, set_matmul_precision
@@ -93,7 +92,6 @@ def train_streamed(variant_path: str, run_dir: str, config: RunConfig) -> dict |
     if not process.leader:
         return _train_process(variant_path, run_dir, config, process)
     with run_folder_lock(run_dir):  # the leader writes the run's files: one writer at a time
-        remove_stale_parts(run_dir)
         return _train_process(variant_path, run_dir, config, process)
 
 

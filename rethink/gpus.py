@@ -75,6 +75,12 @@ def list_gpus() -> list[Gpu]:
     return [Gpu(int(m[1]), m[2]) for m in map(_LISTED.match, listing.splitlines()) if m]
 
 
+_FOLDER_FIX = (
+    f"remove it, or set {LOCK_DIR_VARIABLE} to a folder of your own (or, to share GPUs with "
+    "other users, to a folder root owns with mode 1777, as /tmp)"
+)
+
+
 def lock_dir() -> Path:
     """RETHINK_GPU_LOCK_DIR (a folder shared by cooperating users), else this user's own."""
     shared = os.environ.get(LOCK_DIR_VARIABLE)
@@ -83,12 +89,6 @@ def lock_dir() -> Path:
     return private_folder(
         Path(tempfile.gettempdir()) / f"rethink-gpu-locks-{os.getuid()}", _FOLDER_FIX
     )
-
-
-_FOLDER_FIX = (
-    f"remove it, or set {LOCK_DIR_VARIABLE} to a folder of your own (or, to share GPUs with "
-    "other users, to a folder root owns with mode 1777, as /tmp)"
-)
 
 
 def jobs_per_gpu() -> int:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from rethink import RethinkError
+from rethink.files import remove_stale_parts
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ class RunBusyError(RethinkError):
 @contextlib.contextmanager
 def run_folder_lock(run_dir: Path, wait_s: float | None = None, poll_s: float = 0.2):
     """Hold the run folder's exclusive lock for the block (created if missing), waiting at most
-    `wait_s` (ORPHAN_GRACE_S) for another holder to end."""
+    `wait_s` (ORPHAN_GRACE_S) for another holder to end; then remove the temporaries that dead
+    writers left there."""
     run_dir = Path(run_dir)
     wait_s = ORPHAN_GRACE_S if wait_s is None else wait_s
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,7 @@ def run_folder_lock(run_dir: Path, wait_s: float | None = None, poll_s: float = 
                         "killed one); stop it, then rerun snakemake"
                     ) from None
                 time.sleep(poll_s)
+        remove_stale_parts(run_dir)  # held: any temporary left here is a dead writer's
         yield
     finally:
         os.close(fd)  # drops the lock

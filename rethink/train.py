@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from rethink.compiled import compile_model, compile_seconds, step_begins
 from rethink.critical import Lass, critical_samples, is_probe_epoch
-from rethink.files import atomic_path, remove_stale_parts, write_together
+from rethink.files import atomic_path, write_together
 from rethink.gpus import gpu_claimed_for, setup_device
 from rethink.h5io import read_dataset
 from rethink.memorization import EXAMPLES_FILE, ExampleRecord
@@ -266,7 +266,6 @@ def train_run(
     variant was made from (its original labels). On a machine with several GPUs, the run
     claims one of its own first (rethink.gpus); it holds the run folder's lock throughout."""
     with run_folder_lock(run_dir), gpu_claimed_for(config.device):
-        remove_stale_parts(run_dir)
         return _train(variant_path, Path(run_dir), config, source_path)
 
 

@@ -26,12 +26,7 @@ def private_folder(path: Path, fix: str) -> Path:
     (parents as umask allows), or an existing one of this user's narrowed to 0700; refused if it
     is a link, not a folder or another user's. `fix` ends the error line."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    fd = _open_folder(path, fix)
+    fd, _ = _made_or_found(path, fix)
     try:
         info = os.fstat(fd)
         _check_owner(path, info, (os.getuid(),), fix)
@@ -48,14 +43,7 @@ def shared_lock_folder(path: Path, fix: str) -> Path:
     to it, has the sticky bit (as /tmp: each file can only be removed by its owner). Created as
     this user's, mode 1777, if missing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    created = False
-    try:
-        path.mkdir(mode=0o700)
-        created = True
-    except FileExistsError:
-        pass
-    fd = _open_folder(path, fix)
+    fd, created = _made_or_found(path, fix)
     try:
         info = os.fstat(fd)
         if created and info.st_uid == os.getuid():
@@ -99,6 +87,18 @@ def still_named(fd: int, path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _made_or_found(path: Path, fix: str) -> tuple[int, bool]:
+    """A descriptor on the folder `path` (created with mode 0700 if missing, its parents as
+    umask allows), and whether this call created it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+        created = True
+    except FileExistsError:
+        created = False
+    return _open_folder(path, fix), created
 
 
 def _open_folder(path: Path, fix: str) -> int:
