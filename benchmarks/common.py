@@ -5,8 +5,8 @@ import time
 
 import torch
 
-from rethink.preprocess import preprocess
-from rethink.train import DeviceData, memory_format
+from rethink.training.loop import DeviceData, memory_format
+from rethink.training.preprocess import preprocess
 
 
 def synchronize(device: torch.device) -> None:

@@ -10,7 +10,7 @@ random data itself) and prints one table per part and a JSON file with every fig
      NVIDIA MPS where it starts;
   c) the wall time for Inception to fit random labels on 50,000 random images to 100% training
      accuracy with the paper's hyper-parameters, in the fastest setting a) found;
-  d) a few pipeline runs (rethink.train.train_run) that fit and write the usual outputs.
+  d) a few pipeline runs (rethink.training.loop.train_run) that fit and write the usual outputs.
 
 On one GPU it keeps to --minutes (8); parts a) and c) shorten themselves to the time left, and
 say what they left out. --small runs it at a toy size on any device (CI runs it on the CPU).
@@ -56,13 +56,11 @@ except ImportError:  # not among this check's requirements: a silent stand-in
 
 from common import random_device_data, random_images, synchronize, timed  # this folder
 
-from rethink.compiled import compile_model
-from rethink.gpus import setup_device
-from rethink.h5io import ImageDataset, Split, write_dataset
+from rethink.data.h5io import ImageDataset, Split, write_dataset
+from rethink.device import setup_device
 from rethink.models import models_taking
-from rethink.mps import start_mps, stop_mps
-from rethink.precision import PRECISIONS, PrecisionError, resolve_precision
-from rethink.train import (
+from rethink.training.compiled import compile_model
+from rethink.training.loop import (
     RunConfig,
     evaluate,
     make_model,
@@ -70,6 +68,8 @@ from rethink.train import (
     train_epoch,
     train_run,
 )
+from rethink.training.precision import PRECISIONS, PrecisionError, resolve_precision
+from rethink.workflow.mps import start_mps, stop_mps
 
 BATCH = 128
 CIFAR_SHAPE = (32, 32, 3)

@@ -3,10 +3,10 @@ with the Inception preprocessing, per CPU core.
 
 Builds ImageNet-like JPEGs (random smooth scenes with texture, sized as ILSVRC's typical
 500x375 at quality 90 by default, ~100-150 KB each), in the class-folder layout, then measures
-  a) conversion (rethink.imagenet): seconds and stored megabytes per 1,000 images, and the
+  a) conversion (rethink.data.imagenet): seconds and stored megabytes per 1,000 images, and the
      full dataset's size and time at that rate (1,331,167 images);
   b) decode + `augment` (random crop, flip, colour) and decode + central crop, as training and
-     evaluation read them (rethink.streams.Examples), in one process on one thread: images
+     evaluation read them (rethink.training.streams.Examples), in one process on one thread: images
      per second per core; then with --workers DataLoader workers;
   c) the cores each GPU needs to keep up: a GPU's training rate (--gpu-images-per-s, an
      estimate unless you measured it: benchmarks/gpu_check.py) over b)'s rate per core.
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rethink.imagenet import convert_imagenet
-from rethink.streams import Examples, Shard, Transform, loader, open_split
+from rethink.data.imagenet import convert_imagenet
+from rethink.training.streams import Examples, Shard, Transform, loader, open_split
 
 IMAGENET_IMAGES = 1_281_167 + 50_000
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from rethink.config import load_study, run_config
-from rethink.datasets import build_dataset
-from rethink.h5io import write_dataset
-from rethink.train import train_run
-from rethink.variants import make_variant
+from rethink.data.datasets import build_dataset
+from rethink.data.h5io import write_dataset
+from rethink.data.variants import make_variant
+from rethink.training.loop import train_run
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rethink.aggregate import KEYS
+from rethink.results.aggregate import KEYS
 
 
 def compare(first: pd.DataFrame, second: pd.DataFrame, labels: tuple[str, str]) -> pd.DataFrame:

@@ -32,14 +32,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from train_throughput import add_device_arguments, device_from
 
 from rethink.config import load_study, run_config, run_table
-from rethink.datasets import DATASETS
-from rethink.precision import resolve_precision
-from rethink.train import (
+from rethink.data.datasets import DATASETS
+from rethink.training.loop import (
     evaluate,
     make_model,
     make_optimizer,
     train_epoch,
 )
+from rethink.training.precision import resolve_precision
 
 
 def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:

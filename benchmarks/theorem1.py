@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rethink.datasets import ARCHIVE_DIR, DATASETS
-from rethink.theory import theorem1_fit
+from rethink.data.datasets import ARCHIVE_DIR, DATASETS
+from rethink.theory.theorem1 import theorem1_fit
 
 
 def training_images(n: int) -> tuple[np.ndarray, str]:

@@ -1,7 +1,8 @@
 """Training throughput (images per second) of each model, three ways, in one process:
 
-- rethink: the pipeline's own epoch (rethink.train.train_epoch): the whole set as device tensors,
-  in each precision (training.precision) and, with --compile, also compiled (training.compile),
+- rethink: the pipeline's own epoch (rethink.training.loop.train_epoch): the whole set as
+  device tensors, in each precision (training.precision) and, with --compile, also compiled
+  (training.compile),
 - plain: a minimal tensor-resident loop (randperm, index, step) over preprocessed tensors,
 - DataLoader: torchvision-style per-sample transforms in a torch DataLoader, the way public
   reproductions of the paper train (these two in float32, eager).
@@ -26,12 +27,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from rethink.compiled import compile_model
-from rethink.datasets import build_dataset
-from rethink.gpus import setup_device
+from rethink.data.datasets import build_dataset
+from rethink.device import setup_device
 from rethink.models import build_model, models_taking
-from rethink.preprocess import per_image_standardization, preprocess
-from rethink.train import DeviceData, RunConfig, make_model, memory_format, train_epoch
+from rethink.training.compiled import compile_model
+from rethink.training.loop import DeviceData, make_model, memory_format, train_epoch
+from rethink.training.preprocess import per_image_standardization, preprocess
+from rethink.training.settings import RunConfig
 
 # images per timed epoch: enough for a stable figure within seconds per model on a 2-core CPU
 IMAGES = {"mlp1x512": 10_240, "mlp3x512": 10_240, "alexnet": 2_560}
@@ -84,7 +86,7 @@ def measure(
     inputs = preprocess(raw, config.crop_size)
 
     def fresh(pipeline: bool):
-        if pipeline:  # as rethink.train prepares it (channels_last for CNNs)
+        if pipeline:  # as rethink.training.loop prepares it (channels_last for CNNs)
             model = make_model(config, inputs.shape[1:], 10, device)
         else:
             torch.manual_seed(0)

@@ -15,11 +15,11 @@ import pandas as pd
 import yaml
 
 from rethink import RethinkError
-from rethink.datasets import DATASETS
+from rethink.data.datasets import DATASETS
+from rethink.data.variants import VariantNameError, parse_variant
 from rethink.models import MODELS
-from rethink.regularizers import RegularizerNameError, parse_regularizer
-from rethink.train import RunConfig
-from rethink.variants import VariantNameError, parse_variant
+from rethink.training.regularizers import RegularizerNameError, parse_regularizer
+from rethink.training.settings import RunConfig
 
 # In the checkout (the project installs editable): the workflow validates against it too.
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -160,7 +160,7 @@ def _check_runs(config: dict) -> None:
 
 def _check_encoded(config: dict) -> None:
     """Datasets stored as JPEG files (ImageNet) have label variants only, and train streamed
-    (rethink.distributed), as do runs over several processes: without per-example records
+    (rethink.training.distributed), as do runs over several processes: without per-example records
     or compilation, and with a global batch that splits evenly over the processes."""
     encoded = [name for name in config["datasets"] if DATASETS[name].encoded]
     for variant in config["variants"]["names"]:
@@ -184,7 +184,7 @@ def _check_encoded(config: dict) -> None:
                 where = "on several processes" if processes > 1 else f"on {encoded[0]}"
                 raise ConfigError(
                     f"config key '{key}.{option}': not available for runs {where} "
-                    "(rethink.distributed trains them); set it to false"
+                    "(rethink.training.distributed trains them); set it to false"
                 )
 
 

@@ -22,7 +22,7 @@ rule plot_figure:
     benchmark:
         "results/benchmarks/plot_figure/{dataset}/{figure}.tsv"
     wildcard_constraints:
-        figure="|".join(FIGURES),
+        figure="|".join(figures_reading("runs")),
     conda:
         "../envs/figures.yaml"
     params:
@@ -149,11 +149,11 @@ rule plot_memorization_figure:
     benchmark:
         "results/benchmarks/plot_memorization_figure/{dataset}/{figure}.tsv"
     wildcard_constraints:
-        figure="|".join(MEMORIZATION_FIGURES),
+        figure="|".join(figures_reading("memorization")),
     conda:
         "../envs/figures.yaml"
     params:
-        caption=lambda w: MEMORIZATION_FIGURES[w.figure].caption,
+        caption=lambda w: FIGURES[w.figure].caption,
         dpi=config["figures"]["dpi"],
     script:
         "../scripts/plot_memorization_figure.py"

@@ -15,19 +15,19 @@ rule train_run:
         "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
     benchmark:
         "results/benchmarks/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.tsv"
-    priority: get_run_priority
+    priority: RESOURCES.priority
     conda:
         "../envs/train.yaml"
-    threads: get_run_threads
+    threads: RESOURCES.threads
     resources:
-        gpu=get_run_gpus,  # `--resources gpu=N`: at most N GPUs busy (one a run, or its own)
-        runtime=get_run_runtime,  # minutes and MB asked of a cluster (config key `cluster`)
-        mem_mb=get_run_mem_mb,
-        nodes=get_run_nodes,  # runs over several nodes (training.nodes), under SLURM only
-        tasks=get_run_nodes,
-        mpi=get_run_mpi,
-        slurm_extra=get_run_slurm_extra,
+        gpu=RESOURCES.gpus,  # `--resources gpu=N`: at most N GPUs busy (one a run, or its own)
+        runtime=RESOURCES.runtime,  # minutes and MB asked of a cluster (config key `cluster`)
+        mem_mb=RESOURCES.mem_mb,
+        nodes=RESOURCES.nodes,  # runs over several nodes (training.nodes), under SLURM only
+        tasks=RESOURCES.nodes,
+        mpi=RESOURCES.mpi,
+        slurm_extra=RESOURCES.slurm_extra,
     params:
-        run=get_run_params,
+        run=RESOURCES.params,
     script:
         "../scripts/train_run.py"

@@ -1,5 +1,5 @@
-from rethink.aggregate import write_tables
-from rethink.jobs import run_job
+from rethink.results.aggregate import write_tables
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

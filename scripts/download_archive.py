@@ -1,5 +1,5 @@
-from rethink.download import download
-from rethink.jobs import run_job
+from rethink.data.download import download
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

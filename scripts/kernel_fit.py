@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.kernels import write_kernel_result
+from rethink.theory.kernels import write_kernel_result
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],
@@ -8,5 +8,6 @@ run_job(
     output_path=snakemake.output[0],
     gamma=snakemake.params.gamma,
     device=snakemake.params.device,
+    gpus_for=snakemake.params.device,
     threads=snakemake.threads,
 )

@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.kernel_report import write_kernel_report
+from rethink.theory.kernel_report import write_kernel_report
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

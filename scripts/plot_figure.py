@@ -1,5 +1,5 @@
-from rethink.figures import Tables, write_figure
-from rethink.jobs import run_job
+from rethink.results.figures import Tables, write_figure
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

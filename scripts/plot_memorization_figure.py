@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.memorization_figures import MemorizationTables, write_memorization_figure
+from rethink.memorization.figures import MemorizationTables, write_memorization_figure
+from rethink.workflow.jobs import run_job
 
 inputs = snakemake.input
 run_job(

@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.theory import write_theorem1_table
+from rethink.theory.theorem1 import write_theorem1_table
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from rethink.docs import update_docs
-from rethink.jobs import run_job
+from rethink.results.docs import update_docs
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

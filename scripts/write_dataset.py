@@ -1,5 +1,5 @@
-from rethink.datasets import write_dataset_file
-from rethink.jobs import run_job
+from rethink.data.datasets import write_dataset_file
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

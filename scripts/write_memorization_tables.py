@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.memorization_tables import write_memorization_tables
+from rethink.memorization.tables import write_memorization_tables
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

@@ -1,6 +1,6 @@
-from rethink.jobs import run_job
-from rethink.table1 import write_table1
-from rethink.table2 import write_table2
+from rethink.results.table1 import write_table1
+from rethink.results.table2 import write_table2
+from rethink.workflow.jobs import run_job
 
 write = {"table1": write_table1, "table2": write_table2}[snakemake.params.table]
 run_job(

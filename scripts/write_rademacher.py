@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.rademacher import write_rademacher_table
+from rethink.results.rademacher import write_rademacher_table
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

@@ -1,5 +1,5 @@
-from rethink.jobs import run_job
-from rethink.variants import write_variant_file
+from rethink.data.variants import write_variant_file
+from rethink.workflow.jobs import run_job
 
 run_job(
     snakemake.log[0],

@@ -1,17 +1,20 @@
+import atexit
+import functools
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from rethink.datasets import build_dataset
-from rethink.h5io import ImageDataset, Split, write_dataset
-from rethink.variants import make_variant
+from rethink.data.datasets import build_dataset
+from rethink.data.h5io import ImageDataset, Split, write_dataset
+from rethink.data.variants import make_variant
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,21 +86,46 @@ def snakemake_command(workdir: Path, *args: str, repo: Path = REPO) -> list[str]
     return [snakemake, *snakefile, *args]
 
 
-def snakemake_env(repo: Path = REPO, env: dict | None = None) -> dict:
+def snakemake_env(repo: Path = REPO, env: dict | None = None, planning: bool = False) -> dict:
     """The environment for `repo`'s workflow: a copy's package comes first on the import
-    path; `env` adds variables."""
-    return os.environ | ({} if repo == REPO else {"PYTHONPATH": str(repo)}) | (env or {})
+    path; `env` adds variables. For a dry run (`planning`), the modules planning must not
+    import come first, as packages that fail to import."""
+    paths = [str(repo)] if repo != REPO else os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if planning:
+        paths.insert(0, str(unimportable_folder()))
+    path = os.pathsep.join(p for p in paths if p)
+    return os.environ | ({"PYTHONPATH": path} if path else {}) | (env or {})
+
+
+# Planning a study (`snakemake -n`, and the Snakefile's parse in every cluster job) must not
+# import these: each costs seconds and hundreds of MB per parse. Every dry run in the tests
+# runs with them unimportable, so each also proves that.
+NOT_FOR_PLANNING = ("torch", "torchvision", "seaborn", "matplotlib", "PIL")
+
+
+@functools.cache
+def unimportable_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="rethink-planning-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for name in NOT_FOR_PLANNING:
+        (folder / name).mkdir()
+        (folder / name / "__init__.py").write_text(
+            f"raise ImportError('planning the workflow imported {name}')\n"
+        )
+    return folder
 
 
 def run_snakemake(
     workdir: Path, *args: str, timeout: float = 600, repo: Path = REPO, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """Run the workflow of `repo` (this repository, or a copy) in `workdir` as a user would,
-    capturing its output."""
+    capturing its output; a dry run with the modules planning must not import made
+    unimportable."""
+    planning = "-n" in args or "--dry-run" in args
     return subprocess.run(
         snakemake_command(workdir, *args, repo=repo),
         cwd=workdir,
-        env=snakemake_env(repo, env),
+        env=snakemake_env(repo, env, planning),
         capture_output=True,
         text=True,
         timeout=timeout,

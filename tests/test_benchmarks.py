@@ -9,8 +9,9 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_workflow
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from precision_fidelity import compare, per_model  # noqa: E402
@@ -121,3 +122,22 @@ def test_the_imagenet_input_benchmark_prints_conversion_decoding_and_cores_per_g
     cores = float(re.search(r"needs ([0-9.]+) cores", out)[1])
     # the rate is printed rounded to 0.1 image/s: the cores it implies are known to that much
     assert 1000 / (rate + 0.05) - 0.05 <= cores <= 1000 / (rate - 0.05) + 0.05
+
+
+def test_the_planning_benchmark_prints_seconds_and_peak_memory_per_study(tmp_path):
+    checkout = copy_workflow(
+        tmp_path / "checkout", yaml.safe_load(REPO.joinpath("config.yaml").read_text())
+    )
+    study = tmp_path / "study.yaml"
+    study.write_text("datasets: [mnist5k]\n")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "plan_time.py"), str(REPO / "config.yaml"),
+         str(study), "--checkout", str(checkout), "--repeats", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"checkout {checkout}; median of 1 runs")
+    for line, configfile in zip(lines[1:], (REPO / "config.yaml", study), strict=True):
+        match = re.fullmatch(rf"{re.escape(str(configfile))}: ([0-9.]+) s, peak (\d+) MB", line)
+        assert match and float(match[1]) > 0 and 50 < int(match[2]) < 4000, line

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rethink.kernels import min_norm_interpolation
 from rethink.models import MODELS
-from rethink.train import RunConfig, train_run
-from tests.test_train import RESUMED, history_without_time, interrupted_run, warnings_in
+from rethink.theory.kernels import min_norm_interpolation
+from rethink.training.loop import train_run
+from rethink.training.settings import RunConfig
+from tests.training.test_loop import RESUMED, history_without_time, interrupted_run, warnings_in
 
 pytestmark = [
     pytest.mark.cuda,
@@ -73,7 +74,8 @@ def test_a_run_killed_on_the_cpu_resumes_on_cuda(variants, tmp_path, monkeypatch
 
 CPU_RUN = """
 import sys, torch
-from rethink.train import RunConfig, train_run
+from rethink.training.loop import train_run
+from rethink.training.settings import RunConfig
 config = RunConfig("alexnet", train_subset=256, max_epochs=2, checkpoint_every=1, device="cpu")
 train_run(sys.argv[1], sys.argv[2], config)
 print(torch.cuda.is_initialized())

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from rethink.sources import imported_names, package_sources
+from rethink.workflow.sources import imported_names, package_sources
 from tests.conftest import REPO
 
 # conda-forge names of PyPI packages, and the modules they provide where the names differ

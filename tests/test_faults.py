@@ -16,12 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rethink.datasets import write_dataset_file
+from rethink.data.datasets import write_dataset_file
+from rethink.data.variants import write_variant_file
 from rethink.files import OutputError
-from rethink.train import RunConfig, train_run
-from rethink.variants import write_variant_file
+from rethink.training.loop import train_run
+from rethink.training.settings import RunConfig
 from tests.conftest import copy_workflow, run_snakemake, snakemake_command, snakemake_env
-from tests.test_run_lock import processes_of, wait_until_gone
+from tests.training.test_run_lock import processes_of, wait_until_gone
 
 FILLER = ".filler"
 
@@ -250,7 +251,7 @@ def test_sigkill_of_the_workflow_leaves_no_process_of_a_distributed_run(tmp_path
     first = start_snakemake(root, "2")
     try:
         wait_for(root / RUN / "checkpoint.pt", first)
-        assert len([p for p in processes_of(root) if "rethink.launch" in p]) >= 2
+        assert len([p for p in processes_of(root) if "rethink.workflow.launch" in p]) >= 2
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()

@@ -8,8 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from rethink.figures import FIGURES
-from rethink.memorization_figures import MEMORIZATION_FIGURES
+from rethink.results.catalog import FIGURES
 from tests.conftest import REPO, run_snakemake
 
 TINY = {
@@ -46,7 +45,7 @@ def tiny_study(tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_figure_and_table1_is_produced(tiny_study):
-    for name in [*FIGURES, *MEMORIZATION_FIGURES]:
+    for name in FIGURES:
         for ext in ("png", "pdf", "csv"):
             assert (tiny_study / "results" / "figures" / "mnist5k" / f"{name}.{ext}").exists()
     for ext in ("csv", "md", "tex"):
@@ -77,7 +76,7 @@ def test_report_embeds_every_figure_and_renders_them_in_chromium(tiny_study):
     result = run_snakemake(tiny_study, "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text()
-    for name in [*FIGURES, *MEMORIZATION_FIGURES]:
+    for name in FIGURES:
         assert f"mnist5k/{name}.png" in html
     assert "table1.md" in html and "Matches Fig. 1c of Zhang et al." in html
     assert "consistency.md" in html and "After Toneva et al. (2019), Fig. 1" in html

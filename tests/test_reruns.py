@@ -116,12 +116,12 @@ def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
 @pytest.mark.parametrize(
     "module, expected",
     [
-        ("rethink/figures.py", FIGURE_RULES),
-        ("rethink/table1.py", {"write_table1"}),
-        ("rethink/kernels.py", {"kernel_fit", "kernel_report"}),
-        ("rethink/theory.py", {"theorem1"}),
+        ("rethink/results/figures.py", FIGURE_RULES),
+        ("rethink/results/table1.py", {"write_table1"}),
+        ("rethink/theory/kernels.py", {"kernel_fit", "kernel_report"}),
+        ("rethink/theory/theorem1.py", {"theorem1"}),
         (
-            "rethink/variants.py",
+            "rethink/data/variants.py",
             {"write_variant", "train_run", *DOWNSTREAM, *FIGURE_RULES, "kernel_fit", "theorem1"},
         ),
         (
@@ -170,7 +170,7 @@ def git(root: Path, *args: str) -> None:
 
 
 def test_git_checkouts_that_leave_the_code_as_it_was_schedule_nothing(study):
-    (study / ".gitignore").write_text("results/\nlogs/\n.snakemake/\n")
+    (study / ".gitignore").write_text("/results/\n/logs/\n/.snakemake/\n")
     (study / "NOTES.md").write_text("first\n")
     git(study, "init", "-q", "-b", "main")
     git(study, "add", "-A")
@@ -179,7 +179,7 @@ def test_git_checkouts_that_leave_the_code_as_it_was_schedule_nothing(study):
     (study / "NOTES.md").write_text("second\n")
     git(study, "commit", "-q", "-am", "notes")
     git(study, "checkout", "-q", "main")
-    for path in ("rethink/figures.py", "scripts/plot_figure.py"):
+    for path in ("rethink/results/figures.py", "scripts/plot_figure.py"):
         append_line(study / path, "# tried something")
         git(study, "checkout", "--", path)  # and took it back
     assert scheduled(study) == (Counter(), [])

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from rethink.datasets import build_dataset
-from rethink.h5io import read_dataset
-from rethink.variants import make_variant
+from rethink.data.datasets import build_dataset
+from rethink.data.h5io import read_dataset
+from rethink.data.variants import make_variant
 from tests.conftest import REPO, copy_workflow, run_snakemake, snakemake_command, snakemake_env
 from tests.slurm_cluster import local_slurm_cluster, missing_programs
 

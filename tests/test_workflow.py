@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from rethink.figures import FIGURES
+from rethink.results.catalog import Plan, drawable_figures, figures_reading
 from tests.conftest import REPO, run_snakemake
 
 
@@ -146,18 +146,17 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
 
 def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row():
     from rethink.config import load_study, run_table
-    from rethink.figures import drawable_figures
-    from rethink.memorization_figures import MEMORIZATION_FIGURES, drawable_memorization_figures
     from rethink.models import MODELS
-    from rethink.rademacher import rademacher_runs
-    from rethink.table1 import table1_runs
+    from rethink.results.rademacher import rademacher_runs
+    from rethink.results.table1 import table1_runs
 
     config = load_study(REPO / "config.yaml")
     runs = run_table(config)
     imagenet_only = {"inception-v3"}  # 299x299 inputs: studies/imagenet.yaml
     assert set(table1_runs(runs).model) == set(MODELS) - imagenet_only
-    assert drawable_figures(runs) == list(FIGURES)
-    assert drawable_memorization_figures(runs, critical_measured=True) == list(MEMORIZATION_FIGURES)
+    plan = Plan(runs, critical_measured=True)
+    for reads in ("runs", "memorization"):
+        assert drawable_figures(plan, reads) == figures_reading(reads)
     assert set(runs.variant) == set(config["variants"]["names"])
     # consistency across seeds on true, corrupted and random labels; a dropout sweep
     seeds = runs[runs.model == "mlp1x512"].groupby("variant").seed.nunique()
@@ -202,7 +201,8 @@ def test_cifar10_study_lists_the_papers_grid(tmp_path):
     # then every figure of the paper and Table 1.
     assert stats == {
         "download_archive": "1", "write_dataset": "1", "write_variant": "9", "train_run": "40",
-        "aggregate_runs": "1", "plot_figure": str(len(FIGURES)), "write_table1": "1",
+        "aggregate_runs": "1", "plot_figure": str(len(figures_reading("runs"))),
+        "write_table1": "1",
         "theorem1": "1", "kernel_fit": "6", "kernel_report": "1",  # the 6 label variants
         # every run records its examples: the tables, and the two figures without a sweep or
         # critical samples (memorization-order, forgetting)

@@ -1,39 +1,47 @@
-"""The paper's models, by name. Each takes (input_shape as (C, H, W), n_classes, dropout).
+"""The paper's models, by name; the registry imports no torch, so that planning a study does
+not (each entry names its builder, imported when a run builds it).
 
-To add a model: write its nn.Module in a module of this package and add one `ModelSpec` entry
-to `MODELS` with its builder and its paper learning rate.
+A builder takes (input_shape as (C, H, W) after the crop, n_classes, dropout=rate) and the
+entry's options as keywords, and returns an nn.Module whose output has n_classes logits. To
+add a model, see docs/extending.md: one module and one `ModelSpec` entry in `MODELS`.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from __future__ import annotations
 
-from torch import nn
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rethink.models.alexnet import SmallAlexNet
-from rethink.models.inception import SmallInception
-from rethink.models.mlp import MLP
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    build: Callable[..., nn.Module]  # (input_shape, n_classes, dropout) -> module
+    builder: str  # "module:callable", e.g. "rethink.models.mlp:MLP"
     lr: float  # initial learning rate, as in Zhang et al. 2017 (Section 4 of PAPER.md)
+    options: dict = field(default_factory=dict)  # keywords for the builder
     min_size: int = 1  # the smallest input height and width it takes
+
+    def build_function(self):
+        module, _, name = self.builder.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
 MODELS: dict[str, ModelSpec] = {
-    "mlp1x512": ModelSpec(lambda s, k, dropout: MLP(s, k, n_hidden=1, dropout=dropout), 0.01),
-    "mlp3x512": ModelSpec(lambda s, k, dropout: MLP(s, k, n_hidden=3, dropout=dropout), 0.01),
-    "alexnet": ModelSpec(SmallAlexNet, 0.01),
-    "inception": ModelSpec(SmallInception, 0.1),
+    "mlp1x512": ModelSpec("rethink.models.mlp:MLP", 0.01, {"n_hidden": 1}),
+    "mlp3x512": ModelSpec("rethink.models.mlp:MLP", 0.01, {"n_hidden": 3}),
+    "alexnet": ModelSpec("rethink.models.alexnet:SmallAlexNet", 0.01),
+    "inception": ModelSpec("rethink.models.inception:SmallInception", 0.1),
     "inception-nobn": ModelSpec(
-        lambda s, k, dropout: SmallInception(s, k, batch_norm=False, dropout=dropout), 0.1
+        "rethink.models.inception:SmallInception", 0.1, {"batch_norm": False}
     ),
-    # ImageNet (Table 2): torchvision's Inception V3, from scratch, without the auxiliary head
-    # (TF-slim's training adds its loss at weight 0.4; the paper does not say): 23,834,568
-    # parameters for 1,000 classes. Inputs of at least 75x75; the paper's are 299x299.
-    "inception-v3": ModelSpec(lambda s, k, dropout: inception_v3(k, dropout), 0.1, min_size=75),
+    "inception-v3": ModelSpec("rethink.models.inception_v3:inception_v3", 0.1, min_size=75),
 }
+
+# Slowest per image first: the order figures list the models in, and the order in which the
+# scheduler starts ready runs (rethink.workflow.resources). A model not listed counts as slowest.
+MODEL_ORDER = ["inception-v3", "inception", "inception-nobn", "alexnet", "mlp3x512", "mlp1x512"]
 
 
 def models_taking(size: int) -> list[str]:
@@ -41,16 +49,9 @@ def models_taking(size: int) -> list[str]:
     return [name for name, spec in MODELS.items() if spec.min_size <= size]
 
 
-def inception_v3(n_classes: int, dropout: float) -> nn.Module:
-    from torchvision.models import inception_v3  # 1 s to import: only where it is built
-
-    return inception_v3(
-        weights=None, num_classes=n_classes, aux_logits=False, init_weights=True, dropout=dropout
-    )
-
-
 def build_model(name: str, input_shape, n_classes: int, dropout: float = 0.0) -> nn.Module:
-    return MODELS[name].build(tuple(input_shape), n_classes, dropout=dropout)
+    spec = MODELS[name]
+    return spec.build_function()(tuple(input_shape), n_classes, dropout=dropout, **spec.options)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,0 +1,88 @@
+"""The settings of one training run: the study's `training` values, with the model's overrides
+(rethink.config.run_config). Imports no torch, so that planning a study does not."""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from rethink.data.datasets import DATASETS
+from rethink.models import MODELS
+
+
+@dataclass
+class RunConfig:
+    model: str  # a key of rethink.models.MODELS
+    regularizer: str = "none"  # e.g. none, wd, crop+wd (rethink.training.regularizers)
+    seed: int = 0  # model initialization, batch order, augmentation, dropout
+    lr: float | None = None  # initial learning rate; None: the model's value from the paper
+    lr_decay: float = 0.95  # learning rate factor applied after every epoch
+    momentum: float = 0.9
+    batch_size: int = 128
+    max_epochs: int = 100  # a run that has not fitted by then is recorded as not fitted
+    weight_decay: float = 5e-4  # L2 coefficient, used under the `wd` regularizer only
+    dropout: float = 0.5  # dropout rate, used under the `dropout` regularizer only
+    crop_size: int = 28  # pixels; the paper crops CIFAR-10's 32x32 images to 28x28
+    train_subset: int | None = None  # train on the first N training images only (None: all)
+    test_subset: int | None = None  # measure test accuracy on the first N test images only
+    eval_batch_size: int = 1000  # images per forward pass when measuring accuracy
+    loss_block_steps: int = 10  # steps.csv: mean training loss over blocks of this many steps
+    checkpoint_every: int = 5  # epochs between checkpoints
+    keep_checkpoint: bool = False  # keep checkpoint.pt after the run completes
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:1, ...
+    threads: int = 1  # torch CPU threads (Snakemake passes the job's `threads`)
+    deterministic: bool = True  # on CUDA: deterministic kernels, no cuDNN autotuner (slower)
+    precision: str = "auto"  # fp32, tf32 (CUDA), bf16, or auto (rethink.training.precision)
+    compile: bool = (
+        False  # torch.compile the model; CUDA graphs on CUDA (rethink.training.compiled)
+    )
+    record_examples: bool = False  # examples.h5: every example's fate at every epoch
+    # Critical samples (rethink.memorization.critical) of this many test and as many training
+    # images, at epochs 1, 2, 4, ... and the last; 0: none. Needs record_examples (they go in
+    # its file).
+    critical_examples: int = 0
+    critical_radius: float = 0.3  # LASS on the 0-255 pixel scale: box half-width r,
+    critical_step: float = 0.25  # signed-gradient step alpha,
+    critical_noise: float = 0.2  # noise standard deviation beta,
+    critical_iterations: int = 100  # and iteration cap (Arpit et al. 2017)
+    # Streamed runs (rethink.training.distributed): ImageNet, or any run over several processes.
+    nodes: int = 1  # machines, one torchrun each (several: srun + torchrun under SLURM)
+    gpus_per_node: int = 1  # processes per machine: one per GPU (gloo processes on a CPU)
+    loader_workers: int = 0  # DataLoader worker processes per training process
+    train_eval_images: int | None = None  # training accuracy on a fixed random subset this big
+
+    # Fields that change how a run executes but not what it computes.
+    RUNTIME_ONLY = (
+        "checkpoint_every", "keep_checkpoint", "device", "threads", "deterministic", "nodes",
+        "gpus_per_node", "loader_workers",
+    )  # fmt: skip
+
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = MODELS[self.model].lr
+        if self.critical_examples and not self.record_examples:
+            raise ValueError("critical_examples needs record_examples: the CSR goes in its file")
+
+    @property
+    def processes(self) -> int:
+        """Processes the run trains on (rethink.training.distributed when more than one)."""
+        return self.nodes * self.gpus_per_node
+
+    def determining_fields(self) -> dict:
+        """Everything that determines the run's numbers (Snakemake reruns a run when it changes)."""
+        fields = dataclasses.asdict(self)
+        # Unset, it is left out: adding it (for ImageNet) changed no earlier run's config hash.
+        if fields["train_eval_images"] is None:
+            del fields["train_eval_images"]
+        return {k: v for k, v in fields.items() if k not in self.RUNTIME_ONLY}
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.determining_fields(), sort_keys=True).encode()
+        ).hexdigest()[:16]
+
+
+def is_streamed(config: RunConfig, dataset: str) -> bool:
+    """Whether rethink.training.distributed trains this run of `dataset` rather than
+    rethink.training.loop (in memory)."""
+    return config.processes > 1 or DATASETS[dataset].encoded

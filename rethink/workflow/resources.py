@@ -1,0 +1,122 @@
+"""What a training job asks for: threads, GPUs, nodes, priority and, of a cluster, wall time
+and memory that fit its model and dataset (rule train_run reads them through
+`TrainingResources`). Imports no torch: Snakemake calls these while it plans.
+
+Only a cluster executor (`snakemake --profile slurm`) reads wall time and memory; a local run
+ignores them. Wall time grows with the attempt: a job killed at its time limit is resubmitted
+with more and resumes from its last checkpoint, so an estimate on the short side costs one
+requeue, never the work already done.
+"""
+
+import functools
+import math
+
+from rethink.config import run_config
+from rethink.data.datasets import DATASETS, DatasetSource
+from rethink.models import MODEL_ORDER
+from rethink.training.settings import RunConfig, is_streamed
+
+# Host memory per pixel of the dataset: the uint8 (or float32) images as read, their float32
+# preprocessed copy, and slack for the tensors built from them.
+BYTES_PER_PIXEL = 12
+
+
+def training_runtime_minutes(
+    run: RunConfig, dataset: DatasetSource, cluster: dict, attempt: int = 1
+) -> int:
+    """Minutes for `run` on `dataset`: a base for start-up, plus the model's minutes per million
+    training images (on one GPU) times the images of `max_epochs` epochs, shared by the run's
+    GPUs, times the attempt."""
+    per_million = cluster["minutes_per_million_images"]
+    rate = per_million.get(run.model, per_million["default"])
+    n_train = min(dataset.size[0], run.train_subset or dataset.size[0])
+    minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6 / run.processes
+    return math.ceil(minutes) * attempt
+
+
+# Host memory of a DataLoader worker decoding and augmenting JPEGs, with its prefetched batches.
+WORKER_MB = 1024
+
+
+def training_mem_mb(dataset: DatasetSource, cluster: dict, run: RunConfig | None = None) -> int:
+    """Megabytes for a training job (per node): a base for Python, torch and CUDA, plus the
+    dataset; for a dataset streamed from JPEG files, a base and the loader workers per
+    process instead."""
+    if dataset.encoded:
+        run = run or RunConfig("inception-v3")
+        return run.gpus_per_node * (cluster["mem_mb_base"] + WORKER_MB * run.loader_workers)
+    pixels = sum(dataset.size) * math.prod(dataset.image_shape)
+    return cluster["mem_mb_base"] + math.ceil(BYTES_PER_PIXEL * pixels / 2**20)
+
+
+class TrainingResources:
+    """The train_run rule's threads, priority and resources, as functions of a job's wildcards
+    (dataset, variant, model, regularizer, seed). Snakemake calls several of them per job: each
+    run's settings are built once."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    @functools.cache  # noqa: B019 (one instance per workflow)
+    def settings(self, model: str, regularizer: str, seed: str) -> RunConfig:
+        return run_config(self.config, model, regularizer, seed)
+
+    def run(self, wildcards) -> RunConfig:
+        return self.settings(wildcards.model, wildcards.regularizer, wildcards.seed)
+
+    def streamed(self, wildcards) -> RunConfig | None:
+        """The settings of a run that trains streamed (rethink.training.distributed), else None."""
+        run = self.run(wildcards)
+        return run if is_streamed(run, wildcards.dataset) else None
+
+    def params(self, wildcards) -> dict:
+        """What determines the run's numbers: a change reruns the run. Threads, device and
+        checkpointing do not count; the script takes them from the config."""
+        return self.run(wildcards).determining_fields()
+
+    def threads(self, wildcards) -> int:
+        """Streamed runs: a core per process and per loader worker (per node); others one."""
+        run = self.streamed(wildcards)
+        return run.gpus_per_node * (1 + run.loader_workers) if run else 1
+
+    # A run over several nodes is an `mpi` job to the SLURM executor plugin: its batch script
+    # runs the job itself (no `srun -n1` around it), one task per node, and
+    # rethink.workflow.launch starts a torchrun on each with `srun`. On one node, the job's
+    # processes share its one task.
+    def gpus(self, wildcards) -> int | None:
+        """GPUs of a one-node run (the local `--resources gpu=N` counts them too)."""
+        run = self.streamed(wildcards)
+        return 1 if run is None else run.gpus_per_node if run.nodes == 1 else None
+
+    def nodes(self, wildcards) -> int | None:
+        run = self.streamed(wildcards)
+        return run.nodes if run and run.nodes > 1 else None
+
+    def mpi(self, wildcards) -> str | None:
+        return "srun" if self.nodes(wildcards) else None
+
+    def slurm_extra(self, wildcards) -> str | None:
+        """sbatch flags of a run over several nodes: each node's GPUs."""
+        run = self.streamed(wildcards)
+        if not self.nodes(wildcards) or run.device == "cpu":
+            return None
+        return f"--gpus-per-node={run.gpus_per_node}"
+
+    def runtime(self, wildcards, attempt: int) -> int:
+        """Minutes a cluster job may train; each retry gets more and resumes."""
+        dataset = DATASETS[wildcards.dataset]
+        return training_runtime_minutes(
+            self.run(wildcards), dataset, self.config["cluster"], attempt
+        )
+
+    def mem_mb(self, wildcards) -> int:
+        dataset = DATASETS[wildcards.dataset]
+        return training_mem_mb(dataset, self.config["cluster"], self.run(wildcards))
+
+    @staticmethod
+    def priority(wildcards) -> int:
+        """Slow runs start first (models in MODEL_ORDER; random labels and other corruptions
+        outlast true ones), so that no long run is left running alone at the end."""
+        order = MODEL_ORDER
+        rank = order.index(wildcards.model) if wildcards.model in order else -1
+        return 2 * (len(order) - rank) + (wildcards.variant != "true")

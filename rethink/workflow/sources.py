@@ -1,0 +1,85 @@
+"""The package's source files a script runs, found by following its imports.
+
+Snakemake reruns a job when its script changes, but not when a module the script imports does.
+The workflow declares these files as inputs of each rule, so that an edit to, say,
+rethink/results/figures.py reruns the figure jobs and nothing else.
+"""
+
+import ast
+import importlib.util
+import os
+from pathlib import Path
+
+PACKAGE = "rethink"
+
+
+def imported_names(path: Path) -> set[str]:
+    """Dotted names of everything imported anywhere in `path`, function bodies included, but
+    not under `if TYPE_CHECKING:` (never run); for `from a import b`, both `a` and `a.b` (b may
+    be a module)."""
+    names = set()
+    for node in _run_nodes(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            # `from rethink.results import figures` imports a module; `from rethink import X`
+            # may not
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _run_nodes(tree: ast.AST):
+    """Every node of `tree` except those of `if TYPE_CHECKING:` blocks."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Names of the package's modules imported anywhere in `path`."""
+    return {n for n in imported_names(path) if n == PACKAGE or n.startswith(PACKAGE + ".")}
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of the package's module `name`, found on disk without importing anything
+    (importing a module to find its submodules would import torch while Snakemake plans);
+    None where `name` is a class or function, not a module."""
+    root = Path(importlib.util.find_spec(PACKAGE).origin).parent
+    path = root.joinpath(*name.split(".")[1:])
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def package_sources(script: str | os.PathLike) -> list[str]:
+    """The package's .py files that running `script` imports, directly or through each other,
+    with the __init__.py of every package on the way; sorted, relative to the working
+    directory where they lie below it."""
+    seen: dict[str, Path] = {}
+    todo = list(_imported_modules(Path(script)))
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+            prefix = ".".join(parts[:i])
+            if prefix in seen:
+                continue
+            path = _module_file(prefix)
+            if path is None:
+                continue
+            seen[prefix] = path
+            todo.extend(_imported_modules(path))
+    return sorted(workdir_relative(p) for p in seen.values())
+
+
+def workdir_relative(path: str | os.PathLike) -> str:
+    """`path` relative to the working directory where it lies below it, else absolute."""
+    path, cwd = Path(path).resolve(), Path.cwd().resolve()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)

@@ -1,0 +1,86 @@
+"""What a study's `rule all` asks for, and what the docs rule copies: every file its config
+implies, from the config and the table of its planned runs alone. Imports no torch."""
+
+import math
+
+import pandas as pd
+
+from rethink.config import run_config
+from rethink.data.datasets import DATASETS
+from rethink.data.variants import label_corruption
+from rethink.results.catalog import KERNEL_FIGURE, Plan, drawable_figures
+from rethink.results.rademacher import rademacher_runs
+from rethink.results.table1 import table1_runs
+from rethink.results.table2 import table2_runs
+
+RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
+EXTS = ["png", "pdf", "csv"]  # every figure is drawn twice and saved as its tidy data
+MEMORIZATION_TABLES = ["memorization-examples", "memorization-epochs", "critical-samples"]
+DOCS_FIGURES = ["fig1a", "fig1b", "fig1c", "fig2a"]  # and the memorization figures drawn
+
+
+def kernel_variants(config: dict) -> list[str]:
+    """The label variants (true, corrupt{p}, random): a Gaussian-kernel interpolation each."""
+    return [v for v in config["variants"]["names"] if not math.isnan(label_corruption(v))]
+
+
+def critical_measured(config: dict, runs: pd.DataFrame) -> bool:
+    """Whether any run measures critical samples (training.critical_examples, per model too)."""
+    return config["training"]["record_examples"] and any(
+        run_config(config, model, "none", 0).critical_examples for model in runs.model.unique()
+    )
+
+
+def run_files(runs: pd.DataFrame, name: str) -> list[str]:
+    """File `name` of every run in `runs`, e.g. run_files(runs, "summary.json")."""
+    return [f"{RUN_DIR}/{name}".format(**row) for row in runs.to_dict("records")]
+
+
+def figure_files(dataset: str, figures: list[str]) -> list[str]:
+    return [f"results/figures/{dataset}/{f}.{ext}" for f in figures for ext in EXTS]
+
+
+def final_outputs(config: dict, runs: pd.DataFrame) -> list[str]:
+    """Every output of the study: variants, Theorem 1 and the kernels of each in-memory
+    dataset, the runs' table, and each figure and table its runs can fill."""
+    outputs = [
+        f"results/variants/{dataset}/{variant}.h5"
+        for dataset in config["datasets"]
+        for variant in config["variants"]["names"]
+    ]
+    # Theorem 1 and the kernels need every image as pixels in memory: not for JPEG datasets.
+    for dataset in (d for d in config["datasets"] if not DATASETS[d].encoded):
+        outputs.append(f"results/theory/{dataset}.csv")
+        if kernel_variants(config):
+            outputs.append(f"results/kernels/{dataset}.csv")
+            outputs += figure_files(dataset, [KERNEL_FIGURE])
+    if runs.empty:
+        return outputs
+    outputs.append("results/tables/runs.csv")
+    measured = critical_measured(config, runs)
+    for dataset, of_dataset in runs.groupby("dataset"):
+        plan = Plan(of_dataset, measured)
+        tables = f"results/tables/{dataset}"
+        outputs += figure_files(dataset, drawable_figures(plan, "runs"))
+        if not rademacher_runs(of_dataset).empty:
+            outputs += [f"{tables}/rademacher.csv", f"{tables}/rademacher.md"]
+        if config["training"]["record_examples"]:
+            outputs += [f"{tables}/{t}.csv" for t in [*MEMORIZATION_TABLES, "consistency"]]
+            outputs.append(f"{tables}/consistency.md")
+            outputs += figure_files(dataset, drawable_figures(plan, "memorization"))
+        paper_table = "table2" if DATASETS[dataset].encoded else "table1"  # ImageNet's, CIFAR's
+        paper_runs = table2_runs if DATASETS[dataset].encoded else table1_runs
+        if not paper_runs(of_dataset).empty:
+            outputs += [f"{tables}/{paper_table}.{ext}" for ext in ("csv", "md", "tex")]
+    return outputs
+
+
+def docs_figures(config: dict, runs: pd.DataFrame) -> list[str]:
+    """The figures `snakemake --cores all docs` copies into docs/: Fig. 1a-c and 2a of the
+    study's first dataset, and the memorization figures it draws."""
+    figures = list(DOCS_FIGURES)
+    if config["training"]["record_examples"]:
+        dataset = config["datasets"][0]
+        plan = Plan(runs[runs.dataset == dataset], critical_measured(config, runs))
+        figures += drawable_figures(plan, "memorization")
+    return figures

@@ -1,0 +1,425 @@
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rethink.data.h5io import read_dataset, write_dataset
+from rethink.training.loop import (
+    HISTORY_COLUMNS,
+    RunConfig,
+    load_data,
+    make_model,
+    make_optimizer,
+    train_run,
+)
+
+
+def history_without_time(run_dir):
+    return pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
+
+
+# These tests assert CPU behaviour (exact histories, summary["device"]): they pin the CPU, so
+# that they also pass on a machine with a GPU, where `device: auto` would pick CUDA.
+CPU = dict(device="cpu")
+# The default study's protocol for mnist5k (config.yaml): the paper's decay per step.
+MNIST5K = dict(lr_decay=0.9958, max_epochs=300, **CPU)
+
+
+@pytest.mark.slow
+def test_mlp_fits_true_labels_and_generalizes(variants, tmp_path):
+    summary = train_run(variants["true"], tmp_path, RunConfig("mlp1x512", **MNIST5K))
+    assert summary["fitted"] and summary["train_acc"] == 1.0
+    assert summary["test_acc"] >= 0.90
+    assert summary["steps_to_fit"] == summary["steps"]
+
+
+@pytest.mark.slow
+def test_mlp_fits_random_labels_at_chance_test_accuracy(variants, tmp_path):
+    summary = train_run(variants["random"], tmp_path, RunConfig("mlp1x512", **MNIST5K))
+    assert summary["fitted"] and summary["train_acc"] == 1.0
+    assert summary["test_acc"] <= 0.15
+
+
+def test_outputs_record_what_the_figures_need(variants, tmp_path):
+    config = RunConfig("mlp1x512", train_subset=500, max_epochs=3, loss_block_steps=2, **CPU)
+    tmp_path = tmp_path / "runs" / "seed0"  # made as needed
+    summary = train_run(variants["true"], tmp_path, config)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history.epoch.tolist() == [1, 2, 3] and history.step.tolist() == [4, 8, 12]
+    assert history.lr.tolist() == pytest.approx([0.01, 0.0095, 0.009025])  # x0.95 per epoch
+    for column in ("train_acc", "test_acc"):
+        assert history[column].between(0, 1).all()
+    steps = pd.read_csv(tmp_path / "steps.csv")
+    assert list(steps.columns) == ["step", "train_loss"]
+    assert steps.step.tolist() == [2, 4, 6, 8, 10, 12] and steps.train_loss.between(0, 10).all()
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk == summary
+    assert set(summary) >= {
+        "train_acc", "test_acc", "best_test_acc", "fitted", "steps_to_fit", "epochs", "seconds",
+        "params", "device", "torch", "config_hash", "steps", "cuda_visible_devices", "config",
+    }  # fmt: skip
+    assert summary["config"] == dataclasses.asdict(config)
+    assert summary["params"] == 407_050  # mlp1x512 on 28x28x1
+    assert summary["best_test_acc"] == history.test_acc.max()
+    assert summary["device"] == "cpu"
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_run_that_never_fits_says_so(variants, tmp_path):
+    summary = train_run(variants["random"], tmp_path, RunConfig("mlp1x512", max_epochs=1, **CPU))
+    assert summary["fitted"] is False and summary["steps_to_fit"] is None
+    assert summary["train_acc"] < 1
+
+
+@pytest.mark.parametrize(
+    ("model", "regularizer"),
+    [
+        ("mlp1x512", "none"),
+        ("mlp1x512", "augment+dropout"),
+        pytest.param("alexnet", "crop+wd", marks=pytest.mark.slow),  # 9 s
+    ],
+)
+def test_same_seed_same_history_on_cpu(variants, tmp_path, model, regularizer):
+    config = dict(
+        train_subset=300, max_epochs=2, regularizer=regularizer, eval_batch_size=500, **CPU
+    )
+    for run in ("a", "b"):
+        train_run(variants["random"], tmp_path / run, RunConfig(model, **config))
+    a, b = (pd.read_csv(tmp_path / run / "history.csv") for run in "ab")
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    train_run(variants["random"], tmp_path / "c", RunConfig(model, seed=1, **config))
+    assert not history_without_time(tmp_path / "c").equals(history_without_time(tmp_path / "a"))
+
+
+@pytest.mark.parametrize(
+    ("regularizer", "wd", "dropout"),
+    [
+        ("none", 0.0, 0.0), ("wd", 1e-3, 0.0), ("dropout", 0.0, 0.3),
+        ("crop+wd+dropout", 1e-3, 0.3),
+        # a strength in the name wins over the configured one (Arpit et al.'s sweeps)
+        ("wd1e-4", 1e-4, 0.0), ("crop+dropout0.25", 0.0, 0.25), ("wd2e-3+dropout0.1", 2e-3, 0.1),
+    ],
+)  # fmt: skip
+def test_regularizers_switch_weight_decay_and_dropout(regularizer, wd, dropout):
+    config = RunConfig("mlp3x512", regularizer=regularizer, weight_decay=1e-3, dropout=0.3)
+    model = make_model(config, (1, 28, 28), 10, torch.device("cpu"))
+    optimizer = make_optimizer(config, model)
+    assert optimizer.defaults["weight_decay"] == wd
+    assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["lr"] == 0.01
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == ({dropout} if dropout else set())
+
+
+def test_config_hash_ignores_how_a_run_executes():
+    base = RunConfig("inception")
+    assert base.lr == 0.1 and RunConfig("alexnet").lr == 0.01
+    assert RunConfig("inception", threads=8, device="cpu").config_hash() == base.config_hash()
+    assert RunConfig("inception", lr=0.05).config_hash() != base.config_hash()
+
+
+RESUMABLE = """
+import logging, sys
+from rethink.training.loop import train_run
+from rethink.training.settings import RunConfig
+logging.basicConfig(level=logging.INFO)
+config = RunConfig(
+    "mlp1x512", train_subset=1000, max_epochs=40, checkpoint_every=2, device="cpu",
+    record_examples=True,
+)
+train_run(sys.argv[1], sys.argv[3], config, source_path=sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_history(
+    variants, source_dataset, tmp_path
+):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    command = [sys.executable, "-c", RESUMABLE, str(variants["random"]), str(source_dataset)]
+    subprocess.run([*command, str(whole)], check=True, capture_output=True)
+
+    process = subprocess.Popen([*command, str(killed)], stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it get past the first checkpoint
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (killed / "summary.json").exists()
+
+    resumed = subprocess.run([*command, str(killed)], check=True, capture_output=True, text=True)
+    assert "resuming after epoch" in resumed.stderr
+    history = history_without_time(killed)
+    pd.testing.assert_frame_equal(history, history_without_time(whole))
+    assert (killed / "steps.csv").read_text() == (whole / "steps.csv").read_text()
+    # and the same per-example record, byte for byte
+    assert (killed / "examples.h5").read_bytes() == (whole / "examples.h5").read_bytes()
+    assert not checkpoint.exists()  # removed once the run completed
+    # Anchors independent of both runs, so that a bug they share cannot pass: 40 epochs of 8
+    # steps (1,000 images, batch 128) at 0.01 x 0.95^(epoch - 1), learning all along.
+    assert history.epoch.tolist() == list(range(1, 41))
+    assert history.step.tolist() == [8 * e for e in range(1, 41)]
+    assert history.lr.tolist() == pytest.approx([0.01 * 0.95**e for e in range(40)])
+    assert history.train_acc.iloc[0] < 0.3 and history.train_acc.iloc[-1] > 0.6
+
+
+def test_a_run_stops_at_the_first_epoch_at_which_it_fits(variants, tmp_path):
+    """steps_to_fit is the step count when the training set is first classified correctly
+    (Fig. 1b): the epoch before has training accuracy below 1, and no epoch follows."""
+    config = RunConfig("mlp1x512", train_subset=256, lr=0.05, lr_decay=1.0, max_epochs=50, **CPU)
+    started = time.perf_counter()
+    summary = train_run(variants["true"], tmp_path, config)
+    elapsed = time.perf_counter() - started
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert 0 < history.seconds.iloc[0] < summary["seconds"] == history.seconds.iloc[-1] < elapsed
+    assert summary["fitted"] and history.train_acc.iloc[-1] == 1.0
+    assert (history.train_acc.iloc[:-1] < 1.0).all() and len(history) >= 3
+    assert summary["epochs"] == len(history) == history.epoch.iloc[-1]
+    assert summary["steps_to_fit"] == summary["steps"] == 2 * len(history)  # 256 / 128 a epoch
+
+
+def test_a_diverging_run_stops_and_still_writes_its_outputs(variants, tmp_path, caplog):
+    config = RunConfig("mlp1x512", lr=1e6, train_subset=256, max_epochs=20, **CPU)
+    summary = train_run(variants["true"], tmp_path, config)
+    assert "training loss diverged at epoch" in caplog.text
+    assert not summary["fitted"] and summary["epochs"] < 20
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_subsets_are_the_first_images_of_each_split(variants):
+    config = RunConfig("mlp1x512", train_subset=300, test_subset=200)
+    data = load_data(variants["random"], config, torch.device("cpu"))
+    stored = read_dataset(variants["random"])
+    assert len(data.train_inputs) == len(data.train_labels) == len(data.train_images) == 300
+    assert len(data.test_inputs) == len(data.test_labels) == 200
+    np.testing.assert_array_equal(data.train_labels.numpy(), stored.train.labels[:300])
+    np.testing.assert_array_equal(data.test_labels.numpy(), stored.test.labels[:200])
+
+
+@pytest.mark.parametrize("regularizer", ["crop", "augment", "dropout", "wd"])
+def test_each_regularizer_changes_the_training(variants, tmp_path, regularizer):
+    """Against a run without it, same seed: the regularizer is applied."""
+    config = dict(train_subset=256, test_subset=256, max_epochs=2, **CPU)
+    for name in ("none", regularizer):
+        run = RunConfig("mlp1x512", regularizer=name, **config)
+        train_run(variants["true"], tmp_path / name, run)
+    plain, regularized = (history_without_time(tmp_path / name) for name in ("none", regularizer))
+    assert (plain.train_loss != regularized.train_loss).all()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(monkeypatch, epochs: int):
+    """Make the next run stop with Interrupted once `epochs` epochs have trained, as a job
+    killed there would (its last checkpoint stays)."""
+    import rethink.training.loop
+
+    real, calls = rethink.training.loop.train_epoch, []
+
+    def train_epoch(*args):
+        if len(calls) == epochs:
+            raise Interrupted
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(rethink.training.loop, "train_epoch", train_epoch)
+
+
+# Dropout and a random crop: every random stream a checkpoint carries is in use.
+RESUMED = dict(
+    model="mlp1x512", regularizer="crop+dropout", train_subset=512, max_epochs=8,
+    checkpoint_every=2, **CPU,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(variants, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    train_run(variants["random"], run_dir, RunConfig(**RESUMED))
+    return history_without_time(run_dir)
+
+
+def interrupted_run(variants, run_dir, monkeypatch, config: RunConfig | None = None):
+    """A run (RESUMED's unless `config`) stopped after epoch 5; its checkpoint is from epoch 4."""
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 5)
+        with pytest.raises(Interrupted):
+            train_run(variants["random"], run_dir, config or RunConfig(**RESUMED))
+    return run_dir / "checkpoint.pt"
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_history(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog
+):
+    interrupted_run(variants, tmp_path, monkeypatch)
+    summary = train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
+    assert "resuming after epoch 4" in caplog.text
+    pd.testing.assert_frame_equal(history_without_time(tmp_path), uninterrupted)
+    assert summary["epochs"] == 8 and uninterrupted.epoch.tolist() == list(range(1, 9))
+    seconds = pd.read_csv(tmp_path / "history.csv").seconds  # counted on across the restart
+    assert (seconds > 0).all() and seconds.is_monotonic_increasing
+
+
+def warnings_in(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu_with_one_warning(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog
+):
+    """A job killed on a GPU and retried on a CPU-only node (or the other way round): a CUDA
+    generator's state (16 bytes) cannot be loaded into a CPU generator (5,056 bytes). The run
+    resumes with the weights and optimizer of epoch 4 and new random streams."""
+    checkpoint = interrupted_run(variants, tmp_path, monkeypatch)
+    payload = torch.load(checkpoint, weights_only=True)
+    assert payload["rng"]["device_type"] == "cpu"
+    cuda_state = torch.zeros(16, dtype=torch.uint8)  # Philox: seed and offset, as CUDA writes
+    payload["rng"] = {
+        "device_type": "cuda",
+        "generator": cuda_state,
+        "default_generator": cuda_state,
+    }
+    torch.save(payload, checkpoint)
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(checkpoint, again / "checkpoint.pt")
+
+    caplog.clear()
+    summary = train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
+    (warning,) = warnings_in(caplog)
+    assert "written on cuda, resuming on cpu" in warning and "\n" not in warning
+    assert str(checkpoint) in warning and "resuming after epoch 4" in caplog.text
+    history = history_without_time(tmp_path)
+    assert summary["epochs"] == 8 and history.epoch.tolist() == list(range(1, 9))
+    pd.testing.assert_frame_equal(history.iloc[:4], uninterrupted.iloc[:4])
+    assert not history.iloc[4:].equals(uninterrupted.iloc[4:])  # other random streams
+    assert not checkpoint.exists()
+    # The new streams are seeded by the run's seed and epoch: resuming again gives the same run.
+    train_run(variants["random"], again, RunConfig(**RESUMED))
+    pd.testing.assert_frame_equal(history_without_time(again), history)
+
+
+class CodeOnLoad:
+    """A pickle that runs a command when loaded: what a crafted checkpoint could hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def unusable_checkpoints(tmp_path) -> dict:
+    """How a checkpoint can fail to load: each must leave a clean start, never a failure."""
+    return {
+        # The format before device-aware random states: a CUDA generator's 16 bytes, which
+        # the CPU generator's set_state refuses.
+        "old format from a GPU": lambda p: p.update(
+            generator=torch.zeros(16, dtype=torch.uint8),
+            cpu_rng=p.pop("rng")["default_generator"],
+            cuda_rng=[torch.zeros(16, dtype=torch.uint8)],
+        ),
+        # Weights of another shape under the same config hash: a partial load must not stay.
+        "weights of another shape": lambda p: p["model"].update(
+            {k: torch.zeros(3) for k in list(p["model"])[-2:]}
+        ),
+        "code in the pickle": lambda p: p.update(state=CodeOnLoad(tmp_path / "pwned")),
+    }
+
+
+CAUSES = {  # what each fault's warning says
+    "old format from a GPU": "'rng'",  # KeyError: no device-aware random state
+    "weights of another shape": "Error(s) in loading state_dict",
+    "code in the pickle": "Weights only load failed",
+    "truncated": "PytorchStreamReader failed",
+}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["old format from a GPU", "weights of another shape", "code in the pickle", "truncated"],
+)
+def test_an_unusable_checkpoint_gives_one_warning_and_a_clean_start(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog, fault
+):
+    run_dir = tmp_path / "run"
+    checkpoint = interrupted_run(variants, run_dir, monkeypatch)
+    if fault == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    else:
+        payload = torch.load(checkpoint, weights_only=True)
+        unusable_checkpoints(tmp_path)[fault](payload)
+        torch.save(payload, checkpoint)
+
+    caplog.clear()
+    train_run(variants["random"], run_dir, RunConfig(**RESUMED))
+    (warning,) = warnings_in(caplog)
+    assert warning.startswith(f"{checkpoint}: cannot resume from it (")
+    assert warning.endswith("); starting from scratch") and "\n" not in warning
+    assert CAUSES[fault] in warning  # the cause, in its first line
+    pd.testing.assert_frame_equal(history_without_time(run_dir), uninterrupted)
+    assert not (tmp_path / "pwned").exists()  # the pickled command never ran
+
+
+def test_a_cpu_run_never_initializes_cuda(variants, tmp_path, monkeypatch):
+    """On a machine with GPUs, a CPU run must not start CUDA (a context costs GPU memory and
+    seconds, and fails where the GPUs are busy or hidden): not to train, not to checkpoint, not to
+    resume. Here CUDA is made to look present, and starting it fails the test."""
+
+    def no_cuda(*args, **kwargs):
+        raise AssertionError("a CPU run initialized CUDA")
+
+    for module in (torch.cuda, torch.cuda.random):  # two GPUs, as far as torch can tell
+        monkeypatch.setattr(module, "is_available", lambda: True, raising=False)
+        monkeypatch.setattr(module, "device_count", lambda: 2, raising=False)
+        monkeypatch.setattr(module, "_lazy_init", no_cuda, raising=False)
+    monkeypatch.setattr(torch._C, "_cuda_init", no_cuda)  # every way of starting CUDA ends here
+    config = RunConfig(
+        "mlp1x512", regularizer="dropout", train_subset=256, max_epochs=3, checkpoint_every=1,
+        keep_checkpoint=True, **CPU,
+    )  # fmt: skip
+    train_run(variants["random"], tmp_path, config)  # saves a checkpoint every epoch
+    summary = train_run(variants["random"], tmp_path, config)  # resumes from the last one
+    assert summary["device"] == "cpu" and summary["epochs"] == 3
+
+
+def test_convolutional_models_get_their_inputs_in_channels_last(
+    color_dataset, tmp_path, monkeypatch
+):
+    """The stored network inputs are channels_last, so that no step converts its batch (RGB
+    images: with one channel both memory formats are the same)."""
+    import rethink.training.loop
+
+    write_dataset(tmp_path / "rgb.h5", color_dataset)
+
+    formats = []
+    real_make_model = rethink.training.loop.make_model
+
+    def make_model(*args):
+        model = real_make_model(*args)
+        model.register_forward_pre_hook(
+            lambda _, inputs: formats.append(
+                inputs[0].is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+        return model
+
+    monkeypatch.setattr(rethink.training.loop, "make_model", make_model)
+    config = RunConfig(
+        "alexnet", crop_size=16, train_subset=256, test_subset=256, max_epochs=1, **CPU
+    )
+    train_run(tmp_path / "rgb.h5", tmp_path / "run", config)
+    assert len(formats) >= 4 and all(formats)  # 2 training steps, evaluation of train and test
