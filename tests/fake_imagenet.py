@@ -93,6 +93,10 @@ def write_archives(root: Path, **options) -> FakeImagenet:
         for n, (_, data) in enumerate(val):
             _add(tar, val_name(n), data)
     with tarfile.open(root / "ILSVRC2012_devkit_t12.tar.gz", "w:gz") as tar:
+        for folder in ("ILSVRC2012_devkit_t12", "ILSVRC2012_devkit_t12/data"):  # as the real one
+            info = tarfile.TarInfo(folder)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
         _add(tar, "ILSVRC2012_devkit_t12/data/meta.mat", _meta_mat())
         truth = "".join(f"{WNIDS[wnid]}\n" for wnid, _ in val).encode()
         _add(tar, "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", truth)

@@ -54,6 +54,8 @@ def random_crop_box(h: int, w: int, gen: torch.Generator) -> tuple[int, int, int
 
 def distort_color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Brightness, saturation, hue, contrast on a 3 x H x W float image in [0, 1]."""
+    # TF-slim clips only at the end; torchvision's saturation and hue take [0, 1] images, so
+    # the brightness shift is clipped first [decided].
     x = (x + _uniform(gen, -BRIGHTNESS, BRIGHTNESS)).clamp(0, 1)
     x = F.adjust_saturation(x, _uniform(gen, *SATURATION))
     x = F.adjust_hue(x, _uniform(gen, -HUE, HUE))

@@ -87,6 +87,14 @@ def test_both_layouts_give_the_same_images_and_labels_and_the_devkit_names_the_c
     assert read_encoded_labels(folders)[2]["class_names"] == sorted(WNIDS)  # no devkit: wnids
 
 
+def test_the_conversion_reports_its_counts_and_records_the_seed(converted, tmp_path):
+    fake, _ = converted["archives"]
+    counts = convert_imagenet(fake.root, tmp_path / "seeded.h5", {"seed": 5})
+    n_train = sum(len(images) for images in fake.train.values())
+    assert counts == {"train": n_train, "test": len(fake.val), "reencoded": 3}
+    assert read_encoded_labels(tmp_path / "seeded.h5")[2]["seed"] == 5
+
+
 def test_conversion_is_deterministic(converted, tmp_path):
     fake, path = converted["archives"]
     convert_imagenet(fake.root, tmp_path / "again.h5", {"seed": 0})

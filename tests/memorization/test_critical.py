@@ -57,5 +57,43 @@ def test_noise_stays_in_the_box_and_too_few_steps_fall_short():
     assert (found == (distance < 0.05)).all() or (found <= (distance < 0.05 + 1e-9)).all()
 
 
+def lass_by_hand(model, x0: torch.Tensor, lass: Lass, gen: torch.Generator) -> torch.Tensor:
+    """Arpit et al.'s search written out for one batch: x <- clip(x + alpha sign(grad of the
+    loss at the current prediction) + beta n, x0 - r, x0 + r), n ~ N(0, 1) drawn for the batch
+    at each iteration; critical once the prediction differs from the original one."""
+    original = model(x0).argmax(dim=1)
+    x, critical = x0.clone(), torch.zeros(len(x0), dtype=torch.bool)
+    for _ in range(lass.iterations):
+        x = x.detach().requires_grad_(True)
+        logits = model(x)
+        critical |= logits.argmax(dim=1) != original
+        if critical.all():
+            return critical
+        loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=1), reduction="sum")
+        grad = torch.autograd.grad(loss, x)[0]
+        step = lass.step * grad.sign() + lass.noise * torch.randn(x.shape, generator=gen,
+                                                                  dtype=x.dtype)  # fmt: skip
+        moved = torch.minimum(torch.maximum(x + step, x0 - lass.radius), x0 + lass.radius)
+        x = torch.where(critical[:, None, None, None], x, moved).detach()
+    return critical | (model(x).argmax(dim=1) != original)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_noisy_search_follows_the_papers_update_step_by_step(seed):
+    """With noise, whether a point near the radius is found depends on every step: the same
+    draws must give the same points as the update written out by hand."""
+    model = linear_classifier(seed)
+    images = images_around_the_boundary(model, seed)
+    lass = Lass(radius=0.3, step=0.04, noise=0.05, iterations=12)
+    found = critical_samples(
+        model, images, lass, lambda x: x, torch.Generator().manual_seed(seed), len(images)
+    )
+    expected = lass_by_hand(model, images, lass, torch.Generator().manual_seed(seed))
+    assert torch.equal(found, expected)
+    distance = boundary_distance(model, images)
+    near = (distance > 0.2) & (distance < lass.radius)  # found or not by the path taken
+    assert 0 < found[near].sum() < near.sum()
+
+
 def test_probes_run_at_powers_of_two():
     assert [e for e in range(1, 70) if is_probe_epoch(e)] == [1, 2, 4, 8, 16, 32, 64]

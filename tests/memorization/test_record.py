@@ -62,6 +62,20 @@ def test_the_margin_is_the_own_logit_minus_the_largest_other():
     assert margins(logits, labels).tolist() == [3.0, -3.0, 0.0]
 
 
+@pytest.mark.parametrize(
+    ("top_class", "dtype"), [(255, np.uint8), (256, np.int16), (999, np.int16)]
+)
+def test_predictions_are_stored_in_one_byte_only_while_every_class_fits(top_class, dtype, tmp_path):
+    record = ExampleRecord()
+    predictions = torch.tensor([0, 7, top_class])
+    record.add_epoch(predictions, torch.zeros(3), torch.zeros(3), torch.ones(3, dtype=torch.bool))
+    record.write(tmp_path / EXAMPLES_FILE, [0, 7, top_class], [0, 7, 1], [False, False, True])
+    with h5py.File(tmp_path / EXAMPLES_FILE) as f:
+        assert f["epochs/predictions"].dtype == dtype
+        assert f["epochs/predictions"][0].tolist() == [0, 7, top_class]
+        assert f["corrupted"].dtype == bool and f["corrupted"][()].tolist() == [False, False, True]
+
+
 @pytest.fixture(scope="module")
 def corrupted_variant(mnist5k, tmp_path_factory):
     path = tmp_path_factory.mktemp("variants") / "corrupt0.4.h5"
