@@ -160,11 +160,12 @@ def wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 300) -> N
 
 def start_snakemake(root: Path, cores: str, stderr=subprocess.DEVNULL) -> subprocess.Popen:
     """Snakemake training RUN in the background, in its own process group as a terminal's
-    foreground job."""
+    foreground job, with Ctrl-C's signal handled as in a terminal: a suite started in the
+    background of a script (`pytest &`) inherits SIGINT ignored, and so would Snakemake."""
     return subprocess.Popen(
         snakemake_command(root, "--cores", cores, f"{RUN}/summary.json", repo=root),
         cwd=root, env=snakemake_env(root), stdout=subprocess.DEVNULL, stderr=stderr, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 

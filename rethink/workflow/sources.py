@@ -58,6 +58,21 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def _named_by_registry(name: str) -> set[str]:
+    """Modules a registry names as "module:function" rather than imports: code that builds a
+    model (imports rethink.models.build_model) runs one of the models' modules, code that draws
+    a catalog figure (imports rethink.results.catalog.FIGURES) one of the drawing modules."""
+    if name == "rethink.models.build_model":
+        from rethink.models import MODELS  # torch-free, as planning needs
+
+        return {spec.builder.partition(":")[0] for spec in MODELS.values()}
+    if name == "rethink.results.catalog.FIGURES":
+        from rethink.results.catalog import FIGURES
+
+        return {figure.draw.partition(":")[0] for figure in FIGURES.values()}
+    return set()
+
+
 def package_sources(script: str | os.PathLike) -> list[str]:
     """The package's .py files that running `script` imports, directly or through each other,
     with the __init__.py of every package on the way; sorted, relative to the working
@@ -66,6 +81,7 @@ def package_sources(script: str | os.PathLike) -> list[str]:
     todo = list(_imported_modules(Path(script)))
     while todo:
         name = todo.pop()
+        todo.extend(_named_by_registry(name) - seen.keys())
         parts = name.split(".")
         for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
             prefix = ".".join(parts[:i])
