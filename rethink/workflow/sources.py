@@ -6,6 +6,7 @@ rethink/results/figures.py reruns the figure jobs and nothing else.
 """
 
 import ast
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -46,12 +47,16 @@ def _imported_modules(path: Path) -> set[str]:
     return {n for n in imported_names(path) if n == PACKAGE or n.startswith(PACKAGE + ".")}
 
 
+@functools.cache
+def _package_root() -> Path:
+    return Path(importlib.util.find_spec(PACKAGE).origin).parent
+
+
 def _module_file(name: str) -> Path | None:
     """The file of the package's module `name`, found on disk without importing anything
     (importing a module to find its submodules would import torch while Snakemake plans);
     None where `name` is a class or function, not a module."""
-    root = Path(importlib.util.find_spec(PACKAGE).origin).parent
-    path = root.joinpath(*name.split(".")[1:])
+    path = _package_root().joinpath(*name.split(".")[1:])
     for candidate in (path / "__init__.py", path.with_suffix(".py")):
         if candidate.is_file():
             return candidate
