@@ -5,8 +5,13 @@ import time
 
 import torch
 
-from rethink.training.loop import DeviceData, memory_format
+from rethink.training.batches import DeviceData, InMemoryBatches, memory_format
+from rethink.training.context import Context, Process
+from rethink.training.evaluation import Evaluation, evaluate
+from rethink.training.loop import train_epoch
+from rethink.training.precision import resolve_precision
 from rethink.training.preprocess import preprocess
+from rethink.training.settings import RunConfig
 
 
 def synchronize(device: torch.device) -> None:
@@ -41,3 +46,21 @@ def random_device_data(model, n: int, shape: tuple, crop: int, device) -> Device
         train_images=raw, train_labels=labels, train_inputs=inputs, test_images=raw,
         test_inputs=inputs, test_labels=labels, classes=[str(c) for c in range(10)],
     ).in_memory_format(memory_format(model))  # fmt: skip
+
+
+def context_for(config: RunConfig, device: torch.device) -> Context:
+    """The context of a one-process run of `config` on `device` (rethink.training.context)."""
+    return Context(device, resolve_precision(config.precision, device), Process())
+
+
+def pipeline_epoch(model, optimizer, data: DeviceData, config: RunConfig, epoch: int = 0):
+    """One epoch of rethink.training.loop on `data`; each step's loss."""
+    context = context_for(config, data.train_labels.device)
+    return train_epoch(model, optimizer, InMemoryBatches(data, config).train(epoch), context)
+
+
+def pipeline_evaluation(model, data: DeviceData, config: RunConfig) -> Evaluation:
+    """The loop's evaluation of the training split of `data`."""
+    context = context_for(config, data.train_labels.device)
+    batches = InMemoryBatches(data, config).evaluation("train")
+    return evaluate(model, batches, context, data.n_classes)

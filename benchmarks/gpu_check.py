@@ -54,21 +54,22 @@ except ImportError:  # not among this check's requirements: a silent stand-in
     _stand_in.tqdm = _NoBar
     sys.modules["tqdm"] = _stand_in
 
-from common import random_device_data, random_images, synchronize, timed  # this folder
+from common import (  # this folder's shared benchmark pieces
+    pipeline_epoch,
+    pipeline_evaluation,
+    random_device_data,
+    random_images,
+    synchronize,
+    timed,
+)
 
 from rethink.data.h5io import ImageDataset, Split, write_dataset
 from rethink.device import setup_device
 from rethink.models import models_taking
 from rethink.training.compiled import compile_model
-from rethink.training.loop import (
-    RunConfig,
-    evaluate,
-    make_model,
-    make_optimizer,
-    train_epoch,
-    train_run,
-)
+from rethink.training.loop import make_model, make_optimizer, train_run
 from rethink.training.precision import PRECISIONS, PrecisionError, resolve_precision
+from rethink.training.settings import RunConfig
 from rethink.workflow.mps import start_mps, stop_mps
 
 BATCH = 128
@@ -102,17 +103,18 @@ def paper_decay(n_images: int) -> float:
 
 def throughput(name: str, precision: str, compiled: bool, device, steps: int) -> dict:
     """Training and evaluation images/s of one model and setting; compile time apart."""
-    config = RunConfig(name, precision=precision, compile=compiled, device=str(device))
+    config = RunConfig(name, precision=precision, compile=compiled, device=str(device),
+                       eval_batch_size=2 * BATCH)  # fmt: skip
     model = make_model(config, (3, CROP, CROP), 10, device)
     data = random_device_data(model, BATCH * steps, CIFAR_SHAPE, CROP, device)
     net = compile_model(model, device) if compiled else model
-    optimizer, gen = make_optimizer(config, model), torch.Generator(device).manual_seed(0)
+    optimizer = make_optimizer(config, model)
 
     def train():
-        train_epoch(net, optimizer, data, config, gen)
+        pipeline_epoch(net, optimizer, data, config)
 
     def evaluation():
-        evaluate(net, data.train_inputs, data.train_labels, 2 * BATCH, precision)
+        pipeline_evaluation(net, data, config)
 
     first = timed(train, device) + timed(evaluation, device)  # compiles, warms caches
     train_s, eval_s = min(timed(train, device) for _ in range(2)), timed(evaluation, device)
@@ -179,15 +181,15 @@ def worker(name: str, precision: str, seconds: float, barrier: str, device) -> N
     config = RunConfig(name, precision=precision, device=str(device))
     model = make_model(config, (3, CROP, CROP), 10, device)
     data = random_device_data(model, BATCH * 8, CIFAR_SHAPE, CROP, device)
-    optimizer, gen = make_optimizer(config, model), torch.Generator(device).manual_seed(0)
-    train_epoch(model, optimizer, data, config, gen)
+    optimizer = make_optimizer(config, model)
+    pipeline_epoch(model, optimizer, data, config)
     synchronize(device)
     (Path(barrier) / f"ready.{os.getpid()}").touch()
     while not (Path(barrier) / "go").exists():
         time.sleep(0.01)
     start, images = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
-        train_epoch(model, optimizer, data, config, gen)
+        pipeline_epoch(model, optimizer, data, config)
         images += len(data.train_labels)
     synchronize(device)
     print(images / (time.perf_counter() - start))

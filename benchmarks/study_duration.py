@@ -27,18 +27,18 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from common import random_device_data, timed  # this folder's shared benchmark pieces
+from common import (  # this folder's shared benchmark pieces
+    pipeline_epoch,
+    pipeline_evaluation,
+    random_device_data,
+    timed,
+)
 from torch.utils.flop_counter import FlopCounterMode
 from train_throughput import add_device_arguments, device_from
 
 from rethink.config import load_study, run_config, run_table
 from rethink.data.datasets import DATASETS
-from rethink.training.loop import (
-    evaluate,
-    make_model,
-    make_optimizer,
-    train_epoch,
-)
+from rethink.training.loop import make_model, make_optimizer
 from rethink.training.precision import resolve_precision
 
 
@@ -50,19 +50,17 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     net = make_model(run, (shape[2], run.crop_size, run.crop_size), 10, device)
     data = random_device_data(net, n, shape, run.crop_size, device)
     inputs, labels = data.train_inputs, data.train_labels  # as training stores them
-    precision = resolve_precision(run.precision, device)  # the study's, as training runs it
     optimizer = make_optimizer(run, net)
-    device_gen = torch.Generator(device=device).manual_seed(0)
 
     with FlopCounterMode(display=False) as flops:
         loss = F.cross_entropy(net(inputs[: run.batch_size]), labels[: run.batch_size])
         loss.backward()
     optimizer.zero_grad(set_to_none=True)
 
-    train_epoch(net, optimizer, data, run, device_gen)  # warm-up: kernels, allocator
-    step_s = timed(lambda: train_epoch(net, optimizer, data, run, device_gen), device) / steps
-    evaluate(net, inputs, labels, run.eval_batch_size, precision)
-    eval_s = timed(lambda: evaluate(net, inputs, labels, run.eval_batch_size, precision), device)
+    pipeline_epoch(net, optimizer, data, run)  # warm-up: kernels, allocator
+    step_s = timed(lambda: pipeline_epoch(net, optimizer, data, run), device) / steps
+    pipeline_evaluation(net, data, run)
+    eval_s = timed(lambda: pipeline_evaluation(net, data, run), device)
     eval_s /= n
     step_flop = flops.get_total_flops()
     return dict(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from common import random_images, timed  # this folder's shared benchmark pieces
+from common import pipeline_epoch, random_images, timed  # this folder's shared benchmark pieces
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -30,8 +30,9 @@ from torchvision import transforms
 from rethink.data.datasets import build_dataset
 from rethink.device import setup_device
 from rethink.models import build_model, models_taking
+from rethink.training.batches import DeviceData, memory_format
 from rethink.training.compiled import compile_model
-from rethink.training.loop import DeviceData, make_model, memory_format, train_epoch
+from rethink.training.loop import make_model
 from rethink.training.preprocess import per_image_standardization, preprocess
 from rethink.training.settings import RunConfig
 
@@ -98,7 +99,6 @@ def measure(
         test_images=raw[:1], test_inputs=inputs[:1], test_labels=labels[:1],
         classes=[str(c) for c in range(10)],
     )  # fmt: skip
-    device_gen = torch.Generator(device=device).manual_seed(0)
 
     def plain_epoch(model, optimizer):
         model.train()
@@ -137,8 +137,8 @@ def measure(
 
     for precision, compiled in settings:
         run = dataclasses.replace(config, precision=precision)
-        add("rethink", lambda m, o, run=run: train_epoch(m, o, stored, run, device_gen),
-            precision, compiled)  # fmt: skip
+        add("rethink", lambda m, o, run=run: pipeline_epoch(m, o, stored, run), precision,
+            compiled)  # fmt: skip
     add("plain", plain_epoch)
     add("dataloader", loader_epoch)
     return rows

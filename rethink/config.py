@@ -6,6 +6,7 @@ what the schema cannot know, so that a typo stops Snakemake before any job runs.
 
 import difflib
 import functools
+import importlib.util
 import itertools
 import math
 from pathlib import Path
@@ -79,6 +80,7 @@ def check_config(config: dict) -> dict:
         _check_model(model, "training.models")
     _check_critical(config["training"])
     _check_precision(config["training"])
+    _check_logging(config.get("logging", {}))
     for model in config["cluster"]["minutes_per_million_images"]:
         if model != "default":
             _check_model(model, "cluster.minutes_per_million_images")
@@ -159,9 +161,10 @@ def _check_runs(config: dict) -> None:
 
 
 def _check_encoded(config: dict) -> None:
-    """Datasets stored as JPEG files (ImageNet) have label variants only, and train streamed
-    (rethink.training.distributed), as do runs over several processes: without per-example records
-    or compilation, and with a global batch that splits evenly over the processes."""
+    """Datasets stored as JPEG files (ImageNet) have label variants only, and no critical
+    samples (the search perturbs stored pixels); a global batch splits evenly over a run's
+    processes; compilation is for one process (CUDA graphs cannot hold DDP's all-reduce); the
+    per-example record needs the whole training set evaluated."""
     encoded = [name for name in config["datasets"] if DATASETS[name].encoded]
     for variant in config["variants"]["names"]:
         if encoded and not parse_variant(variant).labels_only:
@@ -177,15 +180,21 @@ def _check_encoded(config: dict) -> None:
                 f"config key '{key}.batch_size': the global batch of {setting['batch_size']} "
                 f"does not split evenly over nodes x gpus_per_node = {processes} processes"
             )
-        if not (encoded or processes > 1):
-            continue
-        for option in ("record_examples", "compile"):
-            if setting[option]:
-                where = "on several processes" if processes > 1 else f"on {encoded[0]}"
-                raise ConfigError(
-                    f"config key '{key}.{option}': not available for runs {where} "
-                    "(rethink.training.distributed trains them); set it to false"
-                )
+        if setting["compile"] and processes > 1:
+            raise ConfigError(
+                f"config key '{key}.compile': not available for runs on several processes "
+                f"({processes}: CUDA graphs cannot hold their gradient all-reduce); set it to false"
+            )
+        if setting["critical_examples"] and encoded:
+            raise ConfigError(
+                f"config key '{key}.critical_examples': not available on '{encoded[0]}', stored "
+                "as JPEG files (the search perturbs stored pixels); set it to 0"
+            )
+        if setting["record_examples"] and setting["train_eval_images"] is not None:
+            raise ConfigError(
+                f"config key '{key}.record_examples': the record needs every training example "
+                "evaluated each epoch, and train_eval_images limits that; unset one of them"
+            )
 
 
 def _training_settings(training: dict) -> dict[str, dict]:
@@ -207,6 +216,15 @@ def _check_critical(training: dict) -> None:
                 "samples need training.record_examples: true (they are stored in examples.h5); "
                 "set it, or set critical_examples to 0"
             )
+
+
+def _check_logging(logging: dict) -> None:
+    """TensorBoard's writer needs its package, an optional extra."""
+    if logging.get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "config key 'logging.tensorboard': needs the tensorboard package, which is not "
+            "installed; pip install -e '.[tensorboard]', or set it to false"
+        )
 
 
 def _check_precision(training: dict) -> None:
@@ -256,9 +274,11 @@ def run_config(config: dict, model: str, regularizer: str, seed: int, threads: i
     """The RunConfig of one run: study-wide training values, then the model's overrides."""
     training = {k: v for k, v in config["training"].items() if k != "models"}
     training.update(config["training"]["models"].get(model, {}))
+    tensorboard = config.get("logging", {}).get("tensorboard", False)
     return RunConfig(
-        model=model, regularizer=regularizer, seed=int(seed), threads=threads, **training
-    )
+        model=model, regularizer=regularizer, seed=int(seed), threads=threads,
+        tensorboard=tensorboard, **training,
+    )  # fmt: skip
 
 
 def variant_seed(config: dict, variant: str) -> int:

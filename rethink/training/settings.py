@@ -45,16 +45,17 @@ class RunConfig:
     critical_step: float = 0.25  # signed-gradient step alpha,
     critical_noise: float = 0.2  # noise standard deviation beta,
     critical_iterations: int = 100  # and iteration cap (Arpit et al. 2017)
-    # Streamed runs (rethink.training.distributed): ImageNet, or any run over several processes.
+    # Streamed runs (rethink.training.batches): ImageNet, or any run over several processes.
     nodes: int = 1  # machines, one torchrun each (several: srun + torchrun under SLURM)
     gpus_per_node: int = 1  # processes per machine: one per GPU (gloo processes on a CPU)
     loader_workers: int = 0  # DataLoader worker processes per training process
     train_eval_images: int | None = None  # training accuracy on a fixed random subset this big
+    tensorboard: bool = False  # event files in the run folder (the study's logging.tensorboard)
 
     # Fields that change how a run executes but not what it computes.
     RUNTIME_ONLY = (
         "checkpoint_every", "keep_checkpoint", "device", "threads", "deterministic", "nodes",
-        "gpus_per_node", "loader_workers",
+        "gpus_per_node", "loader_workers", "tensorboard",
     )  # fmt: skip
 
     def __post_init__(self):
@@ -65,7 +66,7 @@ class RunConfig:
 
     @property
     def processes(self) -> int:
-        """Processes the run trains on (rethink.training.distributed when more than one)."""
+        """Processes the run trains on (started by rethink.workflow.launch when more than one)."""
         return self.nodes * self.gpus_per_node
 
     def determining_fields(self) -> dict:
@@ -83,6 +84,6 @@ class RunConfig:
 
 
 def is_streamed(config: RunConfig, dataset: str) -> bool:
-    """Whether rethink.training.distributed trains this run of `dataset` rather than
-    rethink.training.loop (in memory)."""
+    """Whether this run of `dataset` streams its batches through DataLoader workers rather
+    than holding them on the device (rethink.training.batches)."""
     return config.processes > 1 or DATASETS[dataset].encoded

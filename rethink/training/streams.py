@@ -1,11 +1,12 @@
 """Training examples streamed through DataLoader workers, for runs whose data does not live on
 the device: ImageNet's JPEGs, and any run spread over several processes
-(rethink.training.distributed).
+(rethink.training.batches.StreamedBatches).
 
 The random numbers of an example (crop, flip, colour) come from a generator seeded by (run
-seed, epoch, example index), and the order of an epoch from one seeded by (run seed, epoch):
-the sequence of global batches, and every image in them, is the same whatever the number of
-processes and workers, and a run resumed at an epoch boundary continues exactly.
+seed, epoch, example index), and the order of an epoch from one seeded by (run seed, epoch)
+(rethink.training.seeds): the sequence of global batches, and every image in them, is the same
+whatever the number of processes and workers, and a run resumed at an epoch boundary continues
+exactly.
 """
 
 import os
@@ -19,20 +20,17 @@ from rethink.data.encoded import EncodedImages, is_encoded
 from rethink.data.h5io import read_dataset
 from rethink.training.inception_preprocessing import decode, inception_input
 from rethink.training.preprocess import preprocess
-
-
-def stream_seed(*keys: int) -> int:
-    """A seed for the random stream named by `keys`, e.g. (run seed, epoch, example)."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0])
+from rethink.training.seeds import Stream, generator
 
 
 def example_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    return torch.Generator().manual_seed(stream_seed(seed, epoch, index))
+    """The augmentation stream of one training example in one epoch."""
+    return generator(seed, epoch, Stream.AUGMENT, index)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The random order of the `n` training examples in `epoch`."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(stream_seed(seed, epoch)))
+    """The random order of the `n` training examples in `epoch`, on the CPU."""
+    return torch.randperm(n, generator=generator(seed, epoch, Stream.ORDER))
 
 
 @dataclass
@@ -88,9 +86,11 @@ class Examples(Dataset):
 class GlobalBatches(torch.utils.data.Sampler):
     """This process's share of every global batch of an epoch, as lists of (epoch, index).
 
-    An epoch is the floor(N / batch) full global batches of a random order; the N mod batch
-    examples left over (others each epoch) are skipped, so that every process has the same
-    number of examples in every step. Process r of W takes the r-th of W equal slices.
+    An epoch is a random order of the N examples cut into batches of `batch`, the last one
+    smaller where `batch` does not divide N (the paper's epoch of CIFAR-10: 391 steps of 128).
+    Process r of W takes the r-th of W contiguous slices of each batch; the slices of a full
+    batch are equal (the config checks that W divides `batch`), those of the last may differ by
+    one and be empty (rethink.training.loop weighs each process's loss by its share).
     """
 
     def __init__(self, indices, batch: int, seed: int, rank: int = 0, world: int = 1):
@@ -100,14 +100,24 @@ class GlobalBatches(torch.utils.data.Sampler):
         self.rank, self.world, self.epoch = rank, world, 0
 
     def __len__(self) -> int:
-        return len(self.indices) // self.batch
+        return -(-len(self.indices) // self.batch)
+
+    def global_size(self, step: int) -> int:
+        """Examples in the epoch's `step`-th global batch, over every process."""
+        return min(self.batch, len(self.indices) - step * self.batch)
+
+    def share(self, step: int) -> slice:
+        """This process's slice of the epoch's order in `step`."""
+        start, size = step * self.batch, self.global_size(step)
+        return slice(start + self.rank * size // self.world,
+                     start + (self.rank + 1) * size // self.world)  # fmt: skip
 
     def __iter__(self):
+        """The non-empty shares (a DataLoader cannot load an empty batch)."""
         order = self.indices[epoch_order(len(self.indices), self.seed, self.epoch)]
-        share = self.batch // self.world
-        for b in range(len(self)):
-            start = b * self.batch + self.rank * share
-            yield [(self.epoch, int(i)) for i in order[start : start + share]]
+        for step in range(len(self)):
+            if share := [(self.epoch, int(i)) for i in order[self.share(step)]]:
+                yield share
 
 
 class Shard(torch.utils.data.Sampler):

@@ -1,4 +1,4 @@
-"""Starting a streamed run (rethink.training.distributed) on its processes.
+"""Starting a training run (rethink.training.loop) on its processes.
 
 One process (nodes = gpus_per_node = 1): in the job's own process. One node: `torchrun --standalone`
 with gpus_per_node processes, on GPUs the job claims as a one-process run claims its GPU
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from rethink import RethinkError
-from rethink.training.distributed import train_streamed
+from rethink.training.loop import train_run
 from rethink.training.run_lock import die_with_parent
 from rethink.training.settings import RunConfig
 from rethink.workflow.gpus import gpu_claimed_for
@@ -42,21 +42,29 @@ class LaunchError(RethinkError):
     """The processes of a distributed run did not finish."""
 
 
-def worker_arguments(variant_path: str, run_dir: str, config: RunConfig, log_path: str):
+def worker_arguments(
+    variant_path: str, run_dir: str, config: RunConfig, log_path: str, source_path=None
+):
+    source = ["--source", source_path] if source_path else []
     return [
         "-m", "rethink.workflow.launch", "--variant", variant_path, "--run-dir", str(run_dir),
-        "--job-log", log_path, "--config", json.dumps(dataclasses.asdict(config)),
+        "--job-log", log_path, "--config", json.dumps(dataclasses.asdict(config)), *source,
     ]  # fmt: skip
 
 
 def command(
-    variant_path: str, run_dir: str, config: RunConfig, log_path: str, rendezvous: str = ""
+    variant_path: str,
+    run_dir: str,
+    config: RunConfig,
+    log_path: str,
+    rendezvous: str = "",
+    source_path: str | None = None,
 ) -> list[str]:
     """The command line that starts every process of the run; `rendezvous` (host:port of the
     store) for a run on several nodes."""
     per_node = config.gpus_per_node
     per_process = dataclasses.replace(config, threads=max(1, config.threads // per_node))
-    worker = worker_arguments(variant_path, run_dir, per_process, log_path)
+    worker = worker_arguments(variant_path, run_dir, per_process, log_path, source_path)
     torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}"]
     if config.nodes == 1:
         return [*torchrun, "--standalone", "--nnodes=1", *worker]
@@ -70,18 +78,21 @@ def command(
     ]  # fmt: skip
 
 
-def train_job(variant_path: str, run_dir: str, config: RunConfig, log_path: str) -> dict:
-    """Train the run on its processes; return its summary."""
+def train_job(
+    variant_path: str, run_dir: str, config: RunConfig, log_path: str, source_path=None
+) -> dict:
+    """Train the run on its processes, each on a GPU of its own where it trains on GPUs;
+    return its summary. `source_path`: the variant's source dataset (rethink.training.loop)."""
     if config.processes == 1:
-        with gpu_claimed_for(config.device):  # a GPU of its own, as rethink.training.loop's runs
-            return train_streamed(variant_path, run_dir, config)
+        with gpu_claimed_for(config.device):
+            return train_run(variant_path, run_dir, config, source_path)
     if config.nodes > 1 and "SLURM_JOB_ID" not in os.environ:
         raise LaunchError(
             f"{run_dir}: training.nodes is {config.nodes}: a run on several nodes starts inside a "
             "SLURM allocation (snakemake --profile slurm); set nodes: 1 for a local run"
         )
     with _processes_context(config) as rendezvous, open(log_path, "a") as out:
-        argv = command(variant_path, run_dir, config, log_path, rendezvous)
+        argv = command(variant_path, run_dir, config, log_path, rendezvous, source_path)
         log.info("%s: starting %d processes: %s", run_dir, config.processes, shlex.join(argv[:14]))
         # torchrun stops its workers on SIGTERM: sent to it when this process dies, even by SIGKILL
         child = subprocess.Popen(
@@ -119,9 +130,10 @@ def _processes_context(config: RunConfig):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="One process of a streamed training run.")
+    parser = argparse.ArgumentParser(description="One process of a training run.")
     for name in ("--variant", "--run-dir", "--job-log", "--config"):
         parser.add_argument(name, required=True)
+    parser.add_argument("--source")
     args = parser.parse_args(argv)
     die_with_parent(signal.SIGKILL)  # torchrun: a worker outliving it would train on alone
     rank = int(os.environ.get("RANK", 0))
@@ -133,7 +145,8 @@ def main(argv=None) -> None:
         force=True,
     )
     try:
-        train_streamed(args.variant, args.run_dir, RunConfig(**json.loads(args.config)))
+        config = RunConfig(**json.loads(args.config))
+        train_run(args.variant, args.run_dir, config, args.source)
     except RethinkError as err:
         logging.getLogger(__name__).error("%s", err)
         sys.exit(1)

@@ -65,7 +65,7 @@ class TrainingResources:
         return self.settings(wildcards.model, wildcards.regularizer, wildcards.seed)
 
     def streamed(self, wildcards) -> RunConfig | None:
-        """The settings of a run that trains streamed (rethink.training.distributed), else None."""
+        """The settings of a run that streams its batches (rethink.training.batches), else None."""
         run = self.run(wildcards)
         return run if is_streamed(run, wildcards.dataset) else None
 

@@ -148,8 +148,8 @@ def test_a_run_without_the_record_does_no_per_example_work_and_writes_no_file(
         raise AssertionError("per-example work in a run that records nothing")
 
     monkeypatch.setattr(ExampleRecord, "add_epoch", never)
-    monkeypatch.setattr("rethink.training.loop.critical_samples", never)
-    monkeypatch.setattr("rethink.training.loop.example_labels", never)
+    monkeypatch.setattr("rethink.observers.examples.critical_samples", never)
+    monkeypatch.setattr("rethink.observers.examples.example_labels", never)
     config = RunConfig(**(RECORDED | {"record_examples": False, "critical_examples": 0}))
     train_run(corrupted_variant, tmp_path, config)
     assert sorted(p.name for p in tmp_path.iterdir()) == [

@@ -10,20 +10,16 @@ import pandas as pd
 import pytest
 import torch
 
-from rethink.training.loop import (
-    RunConfig,
-    load_data,
-    make_model,
-    make_optimizer,
-    train_epoch,
-    train_run,
-)
+from rethink.training.batches import InMemoryBatches, load_data
+from rethink.training.context import Context, Process
+from rethink.training.loop import make_model, make_optimizer, train_epoch, train_run
 from rethink.training.precision import (
     PrecisionError,
     autocast,
     resolve_precision,
     set_matmul_precision,
 )
+from rethink.training.settings import RunConfig
 from tests.conftest import REPO
 
 CPU = torch.device("cpu")
@@ -53,7 +49,7 @@ def test_precision_and_compile_decide_a_rerun_but_the_device_does_not():
     ("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)]
 )
 def test_bf16_computes_products_in_bfloat16_and_keeps_everything_else_float32(
-    variants, precision, dtype
+    variants, precision, dtype, monkeypatch
 ):
     config = RunConfig("alexnet", precision=precision, train_subset=256, device="cpu")
     data = load_data(variants["true"], config, CPU)
@@ -64,9 +60,16 @@ def test_bf16_computes_products_in_bfloat16_and_keeps_everything_else_float32(
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
             module.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
-    losses = train_epoch(model, optimizer, data, config, torch.Generator().manual_seed(0))
+    losses_in = []
+    cross_entropy = torch.nn.functional.cross_entropy
+    monkeypatch.setattr(
+        torch.nn.functional, "cross_entropy",
+        lambda logits, *a, **k: losses_in.append(logits.dtype) or cross_entropy(logits, *a, **k),
+    )  # fmt: skip
+    context = Context(CPU, precision, Process())
+    train_epoch(model, optimizer, InMemoryBatches(data, config).train(0), context)
     assert seen == {dtype}
-    assert losses.dtype == torch.float32
+    assert set(losses_in) == {torch.float32}  # the loss and its softmax
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert {p.grad.dtype for p in model.parameters()} == {torch.float32}
     momenta = [s["momentum_buffer"] for s in optimizer.state.values()]

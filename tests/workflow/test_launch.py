@@ -1,6 +1,7 @@
-"""One run on several processes (torch.distributed, gloo on the CPU): the same global batches
-whatever the process count, 2 processes == 1 process, resumption after a kill, and the config
-checks that stop impossible settings before any job."""
+"""Starting a run on its processes (torch.distributed, gloo on the CPU): 2 streamed processes
+train as 1 process in memory, resumption after a kill on another process count, torchrun and srun
+command lines, the rendezvous port, signals, and the config checks that stop impossible settings
+before any job."""
 
 import json
 import os
@@ -10,40 +11,16 @@ import subprocess
 import sys
 import time
 
+import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from rethink.config import ConfigError, check_config
 from rethink.training.settings import RunConfig
-from rethink.training.streams import GlobalBatches
 from rethink.workflow.launch import LaunchError, _processes_context, command, train_job
 from tests.conftest import REPO
-
-
-def global_batches(world: int, epoch: int, n=1000, batch=128, seed=7) -> list[list[int]]:
-    """Each step's global batch: the union of every process's share, in rank order."""
-    shares = [GlobalBatches(range(n), batch, seed, rank, world) for rank in range(world)]
-    for share in shares:
-        share.epoch = epoch
-    return [
-        [i for part in parts for _, i in part] for parts in zip(*shares, strict=True)
-    ]  # fmt: skip
-
-
-@pytest.mark.parametrize("world", [2, 4, 8])
-def test_the_global_batches_do_not_depend_on_the_number_of_processes(world):
-    for epoch in (0, 3):
-        assert global_batches(world, epoch) == global_batches(1, epoch)
-    one = global_batches(1, 0)
-    assert len(one) == 1000 // 128 and all(len(b) == 128 for b in one)  # full batches only
-    assert len({i for b in one for i in b}) == 7 * 128  # no example twice in an epoch
-    assert global_batches(1, 1) != one  # a new order every epoch
-
-
-def test_a_global_batch_that_does_not_split_evenly_is_refused():
-    with pytest.raises(ValueError, match="does not split over 3 processes"):
-        GlobalBatches(range(100), 128, 0, 0, 3)
 
 
 def config(**overrides) -> RunConfig:
@@ -77,6 +54,32 @@ def test_two_gloo_processes_train_as_one_process_with_the_same_global_batch(vari
     assert one["config_hash"] == two["config_hash"]  # the process count changes no number
     assert "on 2 process(es)" in (tmp_path / "2.log").read_text()
     assert two["train_acc"] > 0.8  # and it learns
+
+
+RECORDED = (
+    "assigned_label", "corrupted", "epochs/predictions", "epochs/presented_correct",
+    "epochs/margins",
+)  # fmt: skip
+
+
+def test_two_processes_keep_the_per_example_record_of_one(variants, source_dataset, tmp_path):
+    """Each process sees its share of the batches and of the evaluation: the record gathers
+    them into what one process records."""
+    runs = {"one": config(record_examples=True),
+            "two": config(record_examples=True, gpus_per_node=2, threads=2)}  # fmt: skip
+    records = {}
+    for name, run in runs.items():
+        train_job(str(variants["random"]), tmp_path / name, run, str(tmp_path / f"{name}.log"),
+                  str(source_dataset))  # fmt: skip
+        with h5py.File(tmp_path / name / "examples.h5") as f:
+            records[name] = {key: f[key][()] for key in RECORDED}
+    one, two = records["one"], records["two"]
+    assert one["epochs/predictions"].shape == (3, 2048)
+    for key in ("assigned_label", "corrupted"):
+        np.testing.assert_array_equal(one[key], two[key])
+    for key in ("epochs/predictions", "epochs/presented_correct"):  # up to near ties
+        assert (one[key] == two[key]).mean() > 0.995
+    np.testing.assert_allclose(one["epochs/margins"], two["epochs/margins"], atol=0.02)
 
 
 def test_a_killed_distributed_run_resumes_on_another_number_of_processes(
@@ -162,8 +165,14 @@ def study(**training) -> dict:
     "training, message",
     [
         ({"gpus_per_node": 3}, "global batch of 128 does not split evenly over"),
-        ({"gpus_per_node": 2, "record_examples": True}, "record_examples': not available"),
-        ({"models": {"mlp1x512": {"nodes": 2, "compile": True}}}, "compile': not available"),
+        (
+            {"record_examples": True, "train_eval_images": 1000},
+            "record_examples': the record needs every training example evaluated",
+        ),
+        (
+            {"models": {"mlp1x512": {"nodes": 2, "compile": True}}},
+            "compile': not available for runs on several processes",
+        ),
         ({"models": {"inception-v3": {}}}, "inception-v3 .* at least 75x75, not 28"),
     ],
 )
