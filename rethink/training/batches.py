@@ -25,7 +25,6 @@ from rethink.data.encoded import EncodedImages, is_encoded
 from rethink.data.h5io import read_dataset
 from rethink.training.context import Context
 from rethink.training.preprocess import preprocess
-from rethink.training.regularizers import parse_regularizer
 from rethink.training.seeds import Stream, generator
 from rethink.training.settings import RunConfig
 from rethink.training.streams import (
@@ -133,16 +132,15 @@ class InMemoryBatches:
         self.data = self.data.in_memory_format(memory_format)
 
     def train(self, epoch: int) -> Iterator[Batch]:
-        regularizers = parse_regularizer(self.config.regularizer)
-        crop, augment = "crop" in regularizers, "augment" in regularizers
         data, config = self.data, self.config
+        regularization = config.regularization
         gen = generator(config.seed, epoch, Stream.AUGMENT, device=self.device)
         order = epoch_order(len(data.train_labels), config.seed, epoch).to(self.device)
         for index in order.split(config.batch_size):
-            if crop or augment:
+            if regularization.randomizes_inputs:
                 x = preprocess(
-                    data.train_images[index], config.crop_size, crop=crop, augment=augment,
-                    gen=gen,
+                    data.train_images[index], config.crop_size, crop=regularization.crop,
+                    augment=regularization.augment, gen=gen,
                 )  # fmt: skip
             else:
                 x = data.train_inputs[index]
@@ -174,11 +172,13 @@ class StreamedBatches:
     def __init__(self, path: str | os.PathLike, config: RunConfig, context: Context):
         self.config, self.device = config, context.device
         self.format = torch.contiguous_format
-        regularizers = parse_regularizer(config.regularizer)
-        augment, crop = "augment" in regularizers, "crop" in regularizers
+        regularization = config.regularization
         self.splits = {split: open_split(path, split) for split in ("train", "test")}
         train_split, test_split = self.splits["train"], self.splits["test"]
-        train = Examples(train_split, Transform(config.crop_size, crop, augment, config.seed))
+        transform = Transform(
+            config.crop_size, regularization.crop, regularization.augment, config.seed
+        )
+        train = Examples(train_split, transform)
         plain = Transform(config.crop_size)
         shuffled = not isinstance(train_split.images, EncodedImages)
         self.file_positions = {

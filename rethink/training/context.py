@@ -106,5 +106,8 @@ def training_context(config: RunConfig):
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield Context(device, precision, process)
+        # All leave together, once the leader has written the outputs: a process tearing its
+        # group down while another still uses it can abort (gloo: std::terminate).
+        dist.barrier()
     finally:
         dist.destroy_process_group()

@@ -35,7 +35,6 @@ from rethink.training.compiled import compile_seconds, step_begins
 from rethink.training.context import Context, training_context
 from rethink.training.evaluation import evaluate
 from rethink.training.outputs import write_outputs
-from rethink.training.regularizers import strength
 from rethink.training.run_lock import run_folder_lock
 from rethink.training.seeds import Stream, stream_seed
 from rethink.training.settings import RunConfig
@@ -47,14 +46,14 @@ def make_model(config: RunConfig, input_shape, n_classes: int, device) -> torch.
     """The run's model on `device`, in its memory format, with the same initial weights in
     every process."""
     torch.manual_seed(stream_seed(config.seed, 0, Stream.INIT))
-    dropout = strength(config.regularizer, "dropout", config.dropout)
+    dropout = config.regularization.dropout
     model = build_model(config.model, input_shape, n_classes, dropout=dropout)
     return model.to(device, memory_format=memory_format(model))
 
 
 def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD:
     """SGD with momentum; weight decay (on every parameter) only under the `wd` regularizer."""
-    wd = strength(config.regularizer, "wd", config.weight_decay)
+    wd = config.regularization.weight_decay
     return torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=wd
     )

@@ -6,8 +6,10 @@ they use `training.weight_decay` and `training.dropout`. Batch norm is not among
 model choice `inception` versus `inception-nobn`.
 """
 
+import functools
 import math
 import re
+from dataclasses import dataclass
 
 from rethink import RethinkError
 
@@ -41,6 +43,33 @@ def parse_regularizer(name: str) -> dict[str, float | None]:
         raise RegularizerNameError(f"regularizer '{name}' combines 'none' with others")
     parts.pop("none", None)
     return parts
+
+
+@dataclass(frozen=True)
+class Regularization:
+    """What a regularizer name asks of training, strengths resolved."""
+
+    crop: bool = False  # a random crop instead of the center one
+    augment: bool = False  # random crop, flip and colour jitter
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+
+    @property
+    def randomizes_inputs(self) -> bool:
+        return self.crop or self.augment
+
+
+@functools.cache
+def regularization(name: str, weight_decay: float, dropout: float) -> Regularization:
+    """The regularizer combination `name` as training applies it; `weight_decay` and `dropout`:
+    the configured strengths, for the kinds named without one."""
+    parts = parse_regularizer(name)
+    return Regularization(
+        crop="crop" in parts,
+        augment="augment" in parts,
+        weight_decay=strength(name, "wd", weight_decay),
+        dropout=strength(name, "dropout", dropout),
+    )
 
 
 def strength(name: str, kind: str, default: float) -> float:

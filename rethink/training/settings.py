@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from rethink.data.datasets import DATASETS
 from rethink.models import MODELS
+from rethink.training.regularizers import Regularization, regularization
 
 
 @dataclass
@@ -63,6 +64,11 @@ class RunConfig:
             self.lr = MODELS[self.model].lr
         if self.critical_examples and not self.record_examples:
             raise ValueError("critical_examples needs record_examples: the CSR goes in its file")
+
+    @property
+    def regularization(self) -> Regularization:
+        """The regularizer name parsed, strengths resolved (rethink.training.regularizers)."""
+        return regularization(self.regularizer, self.weight_decay, self.dropout)
 
     @property
     def processes(self) -> int:

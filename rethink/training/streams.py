@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from rethink.data.encoded import EncodedImages, is_encoded
 from rethink.data.h5io import read_dataset
-from rethink.training.inception_preprocessing import decode, inception_input
 from rethink.training.preprocess import preprocess
 from rethink.training.seeds import Stream, generator
 
@@ -77,6 +76,10 @@ class Examples(Dataset):
         randomized = t.augment or t.crop
         gen = example_generator(t.seed, epoch, i) if randomized else None
         if isinstance(images, EncodedImages):
+            # Imported here: torchvision's transforms take 1.5 s to import, and only datasets
+            # stored as JPEG files need them.
+            from rethink.training.inception_preprocessing import decode, inception_input
+
             x = inception_input(decode(images[i]), t.size, t.augment, gen)
         else:
             x = preprocess(images[i : i + 1], t.size, crop=t.crop, augment=t.augment, gen=gen)[0]

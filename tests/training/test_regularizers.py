@@ -2,7 +2,13 @@
 
 import pytest
 
-from rethink.training.regularizers import RegularizerNameError, parse_regularizer, strength
+from rethink.training.regularizers import (
+    Regularization,
+    RegularizerNameError,
+    parse_regularizer,
+    strength,
+)
+from rethink.training.settings import RunConfig
 
 
 @pytest.mark.parametrize(
@@ -42,3 +48,18 @@ def test_bad_names_and_strengths_say_what_to_write(name, message):
     with pytest.raises(RegularizerNameError) as err:
         parse_regularizer(name)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("none", Regularization()),
+        ("crop+wd1e-4", Regularization(crop=True, weight_decay=1e-4)),
+        ("augment+dropout", Regularization(augment=True, dropout=0.5)),
+        ("wd+dropout0.1", Regularization(weight_decay=5e-4, dropout=0.1)),
+    ],
+)
+def test_a_run_reads_its_regularizer_as_one_typed_value(name, expected):
+    config = RunConfig("mlp1x512", regularizer=name, weight_decay=5e-4, dropout=0.5)
+    assert config.regularization == expected
+    assert expected.randomizes_inputs == ("crop" in name or "augment" in name)
