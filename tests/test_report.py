@@ -22,7 +22,7 @@ TINY = {
         {"models": ["mlp1x512"], "variants": ["corrupt0.5"], "regularizers": ["dropout0.25"]},
     ],
     "training": {
-        "max_epochs": 3, "train_subset": 256, "test_subset": 256,
+        "max_epochs": 3, "train_subset": 256, "test_subset": 256, "record_examples": True,
         "models": {
             "inception": {"max_epochs": 2}, "inception-nobn": {"max_epochs": 2},
             "mlp1x512": {"critical_examples": 8, "critical_iterations": 5},

@@ -25,8 +25,10 @@ STUDY = {
         {"models": ["mlp1x512", "mlp3x512"], "variants": ["true", "random"]},
         {"models": ["mlp1x512"], "variants": ["random-pixels"]},
     ],
-    "training": {"max_epochs": 2, "train_subset": 256, "test_subset": 256},
-}
+    "training": {
+        "max_epochs": 2, "train_subset": 256, "test_subset": 256, "record_examples": True,
+    },
+}  # fmt: skip
 
 
 def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
