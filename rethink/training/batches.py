@@ -186,6 +186,8 @@ class StreamedBatches:
             "test": subset(len(test_split.labels), config.test_subset, shuffled),
         }  # fmt: skip
         self.train_file_positions = self.file_positions["train"]
+        # a batch's file indices back to positions, on the CPU where the loader yields them
+        self.sorted_positions = {k: torch.as_tensor(v) for k, v in self.file_positions.items()}
         self.eval_positions = subset(
             len(self.train_file_positions), config.train_eval_images, False
         )
@@ -196,15 +198,15 @@ class StreamedBatches:
         )
         self.train_loader = loader(train, self.global_batches, workers, self.device)
 
+        train_eval = Examples(train_split, plain)
+
         def eval_loader(examples, file_positions):
             shard = Shard(file_positions, config.eval_batch_size, *place)
             return loader(examples, shard, workers, self.device)
 
         self.eval_loaders = {
-            "train": eval_loader(Examples(train_split, plain), self.train_file_positions),
-            "train_eval": eval_loader(
-                Examples(train_split, plain), self.train_file_positions[self.eval_positions]
-            ),
+            "train": eval_loader(train_eval, self.train_file_positions),
+            "train_eval": eval_loader(train_eval, self.train_file_positions[self.eval_positions]),
             "test": eval_loader(Examples(test_split, plain), self.file_positions["test"]),
         }  # fmt: skip
         self.sizes = {
@@ -213,7 +215,7 @@ class StreamedBatches:
             "test": len(self.file_positions["test"]),
         }  # fmt: skip
         self.classes = train_split.classes
-        self.input_shape = tuple(Examples(train_split, plain)[(0, 0)][0].shape)
+        self.input_shape = tuple(train_eval[(0, 0)][0].shape)
 
     def use_memory_format(self, memory_format: torch.memory_format) -> None:
         self.format = memory_format
@@ -221,7 +223,7 @@ class StreamedBatches:
     def _batch(self, loaded, split: str, size: int | None = None) -> Batch:
         x, y, file_index = loaded
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.format)
-        index = torch.searchsorted(torch.as_tensor(self.file_positions[split]), file_index)
+        index = torch.searchsorted(self.sorted_positions[split], file_index)
         y = y.to(self.device, non_blocking=True)
         return Batch(x, y, index.to(self.device), len(y) if size is None else size)
 
