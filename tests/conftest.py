@@ -1,4 +1,5 @@
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -9,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import yaml
 
@@ -120,16 +122,38 @@ def run_snakemake(
 ) -> subprocess.CompletedProcess:
     """Run the workflow of `repo` (this repository, or a copy) in `workdir` as a user would,
     capturing its output; a dry run with the modules planning must not import made
-    unimportable."""
+    unimportable. Past `timeout`, the test fails with the tail of Snakemake's output and the
+    processes still running, and none of them outlives it."""
     planning = "-n" in args or "--dry-run" in args
-    return subprocess.run(
+    return run_in_session(
         snakemake_command(workdir, *args, repo=repo),
-        cwd=workdir,
-        env=snakemake_env(repo, env, planning),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        cwd=workdir, env=snakemake_env(repo, env, planning), timeout=timeout,
+    )  # fmt: skip
+
+
+def run_in_session(command: list[str], timeout: float, **options) -> subprocess.CompletedProcess:
+    """subprocess.run that, past `timeout`, fails the test with the tail of the command's
+    output and the processes it had started, killed with it."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
     )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        parent = psutil.Process(process.pid)
+        tree, running = [parent, *parent.children(recursive=True)], []
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                running.append(f"{member.pid} {' '.join(member.cmdline())[:200]}")
+                member.kill()
+        running = "\n".join(running)
+        stdout, stderr = process.communicate()
+        pytest.fail(
+            f"{command[0]} ran past {timeout} s; its output ends with:\n{stderr[-4000:]}\n"
+            f"running then:\n{running}",
+            pytrace=False,
+        )
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

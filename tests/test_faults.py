@@ -21,7 +21,13 @@ from rethink.data.variants import write_variant_file
 from rethink.files import OutputError
 from rethink.training.loop import train_run
 from rethink.training.settings import RunConfig
-from tests.conftest import copy_workflow, run_snakemake, snakemake_command, snakemake_env
+from tests.conftest import (
+    copy_workflow,
+    run_in_session,
+    run_snakemake,
+    snakemake_command,
+    snakemake_env,
+)
 from tests.training.test_run_lock import processes_of, wait_until_gone
 
 FILLER = ".filler"
@@ -264,3 +270,10 @@ def test_sigkill_of_the_workflow_leaves_no_process_of_a_distributed_run(tmp_path
     log = (root / "logs/runs/mnist5k/random/mlp3x512/none/seed0.log").read_text()
     assert re.search(r"resuming after epoch [1-9]", log), log[-2000:]
     assert pd.read_csv(root / RUN / "history.csv").epoch.tolist() == list(range(1, 21))
+
+
+def test_a_workflow_run_past_its_time_limit_fails_the_test_and_leaves_no_process(tmp_path):
+    command = ["bash", "-c", "sleep 300 & echo started >&2; wait"]
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)ran past 2 s.*started.*sleep 300"):
+        run_in_session(command, timeout=2, cwd=tmp_path)
+    assert not wait_until_gone(str(tmp_path))

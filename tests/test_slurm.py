@@ -24,7 +24,7 @@ import yaml
 from rethink.data.datasets import build_dataset
 from rethink.data.h5io import read_dataset
 from rethink.data.variants import make_variant
-from tests.conftest import REPO, copy_workflow, run_snakemake, snakemake_command, snakemake_env
+from tests.conftest import REPO, copy_workflow, run_snakemake
 from tests.slurm_cluster import local_slurm_cluster, missing_programs
 
 MISSING = missing_programs()
@@ -97,10 +97,7 @@ def run_on_slurm(root: Path, env: dict) -> str:
     command = slurm_recipe()[-1]
     assert command == "snakemake --profile slurm"
     copy_workflow(root, STUDY)
-    result = subprocess.run(
-        snakemake_command(root, *shlex.split(command)[1:], repo=root),
-        cwd=root, env=snakemake_env(root, env), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+    result = run_snakemake(root, *shlex.split(command)[1:], timeout=900, repo=root, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
     assert re.search(
         r"Using profiles? slurm and workflow specific profile profiles/default", result.stderr
@@ -267,10 +264,7 @@ def distributed(tmp_path_factory):
         installed.write_text(yaml.safe_dump(profile))
         copy_workflow(slurm, distributed_study(nodes=2, gpus_per_node=1))
         env = cluster.env | {"XDG_CONFIG_HOME": str(tmp / "config")}
-        result = subprocess.run(
-            snakemake_command(slurm, "--profile", "slurm", repo=slurm),
-            cwd=slurm, env=snakemake_env(slurm, env), capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+        result = run_snakemake(slurm, "--profile", "slurm", timeout=900, repo=slurm, env=env)
         assert result.returncode == 0, result.stderr[-5000:]
     return local, slurm, result.stderr
 
