@@ -122,16 +122,15 @@ def run_snakemake(
 ) -> subprocess.CompletedProcess:
     """Run the workflow of `repo` (this repository, or a copy) in `workdir` as a user would,
     capturing its output; a dry run with the modules planning must not import made
-    unimportable. Past `timeout`, the test fails with the tail of Snakemake's output and the
-    processes still running, and none of them outlives it."""
+    unimportable; past `timeout`, as run_with_deadline says."""
     planning = "-n" in args or "--dry-run" in args
-    return run_in_session(
+    return run_with_deadline(
         snakemake_command(workdir, *args, repo=repo),
         cwd=workdir, env=snakemake_env(repo, env, planning), timeout=timeout,
     )  # fmt: skip
 
 
-def run_in_session(command: list[str], timeout: float, **options) -> subprocess.CompletedProcess:
+def run_with_deadline(command: list[str], timeout: float, **options) -> subprocess.CompletedProcess:
     """subprocess.run that, past `timeout`, fails the test with the tail of the command's
     output and the processes it had started, killed with it."""
     process = subprocess.Popen(
@@ -141,16 +140,15 @@ def run_in_session(command: list[str], timeout: float, **options) -> subprocess.
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         parent = psutil.Process(process.pid)
-        tree, running = [parent, *parent.children(recursive=True)], []
-        for member in tree:
+        running = []
+        for member in [parent, *parent.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 running.append(f"{member.pid} {' '.join(member.cmdline())[:200]}")
                 member.kill()
-        running = "\n".join(running)
-        stdout, stderr = process.communicate()
+        stderr = process.communicate()[1]
         pytest.fail(
             f"{command[0]} ran past {timeout} s; its output ends with:\n{stderr[-4000:]}\n"
-            f"running then:\n{running}",
+            "running then:\n" + "\n".join(running),
             pytrace=False,
         )
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

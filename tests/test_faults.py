@@ -23,8 +23,8 @@ from rethink.training.loop import train_run
 from rethink.training.settings import RunConfig
 from tests.conftest import (
     copy_workflow,
-    run_in_session,
     run_snakemake,
+    run_with_deadline,
     snakemake_command,
     snakemake_env,
 )
@@ -275,5 +275,5 @@ def test_sigkill_of_the_workflow_leaves_no_process_of_a_distributed_run(tmp_path
 def test_a_workflow_run_past_its_time_limit_fails_the_test_and_leaves_no_process(tmp_path):
     command = ["bash", "-c", "sleep 300 & echo started >&2; wait"]
     with pytest.raises(pytest.fail.Exception, match=r"(?s)ran past 2 s.*started.*sleep 300"):
-        run_in_session(command, timeout=2, cwd=tmp_path)
+        run_with_deadline(command, timeout=2, cwd=tmp_path)
     assert not wait_until_gone(str(tmp_path))
