@@ -22,6 +22,8 @@ from rethink.training.settings import RunConfig
 from rethink.workflow.launch import LaunchError, _processes_context, command, train_job
 from tests.conftest import REPO
 
+SMALLEST_SPLIT = 500  # test images of every run here (test_subset)
+
 
 def config(**overrides) -> RunConfig:
     values = dict(
@@ -36,11 +38,19 @@ def numbers(run_dir) -> tuple:
     return history, pd.read_csv(run_dir / "steps.csv")
 
 
-def assert_same_run(a, b, rtol=1e-5) -> None:
+def assert_same_run(a, b, rtol=1e-5, flipped=0) -> None:
     """Equal up to floating-point summation order (gloo's all-reduce adds in its own order;
-    the differences grow as training goes on)."""
+    the differences grow as training goes on): losses within `rtol`, accuracies within
+    `flipped` examples of the smallest split (a last-digit change can move an example across
+    the decision boundary)."""
     for x, y in zip(numbers(a), numbers(b), strict=True):
-        pd.testing.assert_frame_equal(x, y, check_exact=False, rtol=rtol, atol=1e-7)
+        accuracies = [column for column in x.columns if column.endswith(("_acc", "_top5"))]
+        pd.testing.assert_frame_equal(
+            x.drop(columns=accuracies), y.drop(columns=accuracies),
+            check_exact=False, rtol=rtol, atol=1e-7,
+        )  # fmt: skip
+        flips = (x[accuracies] - y[accuracies]).abs() * SMALLEST_SPLIT
+        assert (flips <= flipped + 1e-9).all().all(), (x[accuracies], y[accuracies])
 
 
 def test_two_gloo_processes_train_as_one_process_with_the_same_global_batch(variants, tmp_path):
@@ -111,8 +121,9 @@ def test_a_killed_distributed_run_resumes_on_another_number_of_processes(
     train_job(str(variants["true"]), whole, run, str(tmp_path / "whole.log"))
     assert "resuming after epoch" in caplog.text  # one process: in this one
     assert resumed["processes"] == 1 and resumed["epochs"] == 8
-    # 8 epochs, 3 or more after the switch from 2 processes to 1: differences of 3e-5 seen
-    assert_same_run(killed, whole, rtol=1e-3)
+    # 8 epochs, 3 or more after the switch from 2 processes to 1: differences of 3e-5 seen in
+    # the losses, and one test image of 500 classified otherwise at one epoch (CI, Intel Xeon)
+    assert_same_run(killed, whole, rtol=1e-3, flipped=1)
     assert not (killed / "checkpoint.pt").exists()
 
 
