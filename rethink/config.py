@@ -19,6 +19,7 @@ from rethink import RethinkError
 from rethink.data.datasets import DATASETS
 from rethink.data.variants import VariantNameError, parse_variant
 from rethink.models import MODELS
+from rethink.runs import RUN_FIELDS
 from rethink.training.regularizers import RegularizerNameError, parse_regularizer
 from rethink.training.settings import RunConfig
 
@@ -255,9 +256,6 @@ def _variant_names(names: list) -> list[str]:
     return ["true" if v is True else str(v) for v in names]
 
 
-RUN_KEYS = ["dataset", "variant", "model", "regularizer", "seed"]
-
-
 def run_table(config: dict) -> pd.DataFrame:
     """The experiment grid: one row per training run, duplicates across grids dropped."""
     rows = [
@@ -267,7 +265,7 @@ def run_table(config: dict) -> pd.DataFrame:
             grid["datasets"], grid["variants"], grid["models"], grid["regularizers"], grid["seeds"]
         )
     ]
-    return pd.DataFrame(rows, columns=RUN_KEYS).drop_duplicates(ignore_index=True)
+    return pd.DataFrame(rows, columns=RUN_FIELDS).drop_duplicates(ignore_index=True)
 
 
 def run_config(config: dict, model: str, regularizer: str, seed: int, threads: int = 1):

@@ -24,6 +24,7 @@ from rethink.models import MODELS
 from rethink.results.catalog import FIGURES, KERNEL_FIGURE, figures_reading
 from rethink.results.table1 import PAPER_TABLE1
 from rethink.results.table2 import PAPER_TABLE2
+from rethink.runs import RUN_DIR, RunKey
 from rethink.training.run_lock import WORKFLOW_PID_VARIABLE
 from rethink.workflow import targets
 from rethink.workflow.gpus import JOBS_PER_GPU_VARIABLE
@@ -55,7 +56,6 @@ onstart:
 
 
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed
-RUN_DIR = targets.RUN_DIR
 # examples.h5, when the study records every example's fate (training.record_examples)
 RECORD_EXAMPLES = config["training"]["record_examples"]
 RUN_EXAMPLES = {"examples": f"{RUN_DIR}/{EXAMPLES_FILE}"} if RECORD_EXAMPLES else {}

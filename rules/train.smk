@@ -12,9 +12,9 @@ rule train_run:
         steps=f"{RUN_DIR}/steps.csv",
         summary=f"{RUN_DIR}/summary.json",
     log:
-        "logs/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.log",
+        f"logs/runs/{RunKey.PATTERN}.log",
     benchmark:
-        "results/benchmarks/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}.tsv"
+        f"results/benchmarks/runs/{RunKey.PATTERN}.tsv"
     priority: RESOURCES.priority
     conda:
         "../envs/train.yaml"

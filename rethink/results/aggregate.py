@@ -1,9 +1,10 @@
 """Collect finished runs into tidy tables, one row per run, epoch or block of steps.
 
-A run's keys come from its directory, results/runs/{dataset}/{variant}/{model}/{regularizer}/
-seed{seed}/, so the tables need nothing but the files each run wrote.
+A run's keys come from its folder (rethink.runs.RunKey), so the tables need nothing but the
+files each run wrote.
 """
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -11,20 +12,18 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from rethink.files import atomic_path
 from rethink.data.variants import label_corruption
+from rethink.files import atomic_path
+from rethink.runs import RUN_FIELDS, RunKey
 
-KEYS = ["dataset", "variant", "p", "model", "regularizer", "seed"]
+# A run's keys, with its variant's label-corruption level p beside the variant's name.
+KEYS = [*RUN_FIELDS[:2], "p", *RUN_FIELDS[2:]]
 
 
 def run_keys(run_dir: str | Path) -> dict:
-    """The keys of the run stored in `run_dir`, including the variant's corruption level p."""
-    *_, dataset, variant, model, regularizer, seed = Path(run_dir).parts
-    if not seed.startswith("seed"):
-        raise ValueError(f"{run_dir}: not a run directory (…/{{regularizer}}/seed{{seed}})")
-    return dict(dataset=dataset, variant=variant, p=label_corruption(variant), model=model,
-                regularizer=regularizer,
-                seed=int(seed.removeprefix("seed")))  # fmt: skip
+    """The KEYS of the run stored in `run_dir`."""
+    key = dataclasses.asdict(RunKey.from_path(run_dir))
+    return {k: label_corruption(key["variant"]) if k == "p" else key[k] for k in KEYS}
 
 
 # Key columns stay text: a study whose only variant is `true` would otherwise read as booleans.

@@ -12,8 +12,8 @@ from rethink.results.catalog import KERNEL_FIGURE, Plan, drawable_figures
 from rethink.results.rademacher import rademacher_runs
 from rethink.results.table1 import table1_runs
 from rethink.results.table2 import table2_runs
+from rethink.runs import RunKey
 
-RUN_DIR = "results/runs/{dataset}/{variant}/{model}/{regularizer}/seed{seed}"
 EXTS = ["png", "pdf", "csv"]  # every figure is drawn twice and saved as its tidy data
 MEMORIZATION_TABLES = ["memorization-examples", "memorization-epochs", "critical-samples"]
 DOCS_FIGURES = ["fig1a", "fig1b", "fig1c", "fig2a"]  # and the memorization figures drawn
@@ -33,7 +33,7 @@ def critical_measured(config: dict, runs: pd.DataFrame) -> bool:
 
 def run_files(runs: pd.DataFrame, name: str) -> list[str]:
     """File `name` of every run in `runs`, e.g. run_files(runs, "summary.json")."""
-    return [f"{RUN_DIR}/{name}".format(**row) for row in runs.to_dict("records")]
+    return [f"{RunKey(**row).path()}/{name}" for row in runs.to_dict("records")]
 
 
 def figure_files(dataset: str, figures: list[str]) -> list[str]:
