@@ -83,8 +83,7 @@ def check_config(config: dict) -> dict:
     _check_precision(config["training"])
     _check_logging(config.get("logging", {}))
     for model in config["cluster"]["minutes_per_million_images"]:
-        if model != "default":
-            _check_model(model, "cluster.minutes_per_million_images")
+        _check_model(model, "cluster.minutes_per_million_images")
     return config
 
 

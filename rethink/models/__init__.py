@@ -22,26 +22,51 @@ class ModelSpec:
     lr: float  # initial learning rate, as in Zhang et al. 2017 (Section 4 of PAPER.md)
     options: dict = field(default_factory=dict)  # keywords for the builder
     min_size: int = 1  # the smallest input height and width it takes
+    # Training cost: wall minutes per million training images on one V100-class GPU, with a
+    # 2-4x margin (docs/slurm.md); what a cluster job asks for (config key `cluster` may
+    # override it) and, slowest first, the order of figures and of the scheduler.
+    minutes_per_million_images: float = 6.0
 
     def build_function(self):
         module, _, name = self.builder.partition(":")
         return getattr(importlib.import_module(module), name)
 
 
+# The costs keep the ratios of the CPU's seconds per CIFAR-10 epoch (docs/speed.md): Inception
+# 545, without batch norm 506, AlexNet 97, mlp3x512 6.0, mlp1x512 3.7 (overhead dominates the
+# MLPs on a GPU: they are not scaled down as far). Inception v3: an estimate, not measured.
 MODELS: dict[str, ModelSpec] = {
-    "mlp1x512": ModelSpec("rethink.models.mlp:MLP", 0.01, {"n_hidden": 1}),
-    "mlp3x512": ModelSpec("rethink.models.mlp:MLP", 0.01, {"n_hidden": 3}),
-    "alexnet": ModelSpec("rethink.models.alexnet:SmallAlexNet", 0.01),
-    "inception": ModelSpec("rethink.models.inception:SmallInception", 0.1),
-    "inception-nobn": ModelSpec(
-        "rethink.models.inception:SmallInception", 0.1, {"batch_norm": False}
+    "mlp1x512": ModelSpec(
+        "rethink.models.mlp:MLP", 0.01, {"n_hidden": 1}, minutes_per_million_images=0.5
     ),
-    "inception-v3": ModelSpec("rethink.models.inception_v3:inception_v3", 0.1, min_size=75),
+    "mlp3x512": ModelSpec(
+        "rethink.models.mlp:MLP", 0.01, {"n_hidden": 3}, minutes_per_million_images=0.8
+    ),
+    "alexnet": ModelSpec(
+        "rethink.models.alexnet:SmallAlexNet", 0.01, minutes_per_million_images=1.5
+    ),
+    "inception": ModelSpec(
+        "rethink.models.inception:SmallInception", 0.1, minutes_per_million_images=6
+    ),
+    "inception-nobn": ModelSpec(
+        "rethink.models.inception:SmallInception",
+        0.1,
+        {"batch_norm": False},
+        minutes_per_million_images=5.5,
+    ),  # fmt: skip
+    "inception-v3": ModelSpec(
+        "rethink.models.inception_v3:inception_v3",
+        0.1,
+        min_size=75,
+        minutes_per_million_images=12,
+    ),  # fmt: skip
 }
 
-# Slowest per image first: the order figures list the models in, and the order in which the
-# scheduler starts ready runs (rethink.workflow.resources). A model not listed counts as slowest.
-MODEL_ORDER = ["inception-v3", "inception", "inception-nobn", "alexnet", "mlp3x512", "mlp1x512"]
+
+def models_slowest_first() -> list[str]:
+    """The registered models by training cost, slowest first (equal costs in registry order):
+    the order figures list them in, and in which the scheduler starts ready runs."""
+    return sorted(MODELS, key=lambda name: -MODELS[name].minutes_per_million_images)
 
 
 def models_taking(size: int) -> list[str]:

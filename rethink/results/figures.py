@@ -17,7 +17,7 @@ import seaborn as sns
 from rethink.results.aggregate import mean_ci95, read_table
 from rethink.results.catalog import FIG1A_VARIANTS, FIGURES, label_curve_runs
 from rethink.files import atomic_path
-from rethink.models import MODEL_ORDER
+from rethink.models import models_slowest_first
 from rethink.data.variants import label_corruption
 
 matplotlib.use("Agg")  # files only: no display needed, same output everywhere
@@ -45,8 +45,8 @@ def ci95(values) -> tuple[float, float]:
 
 
 def ordered_models(data: pd.DataFrame) -> list[str]:
-    present = list(data.model.unique())
-    return [m for m in MODEL_ORDER if m in present] + sorted(set(present) - set(MODEL_ORDER))
+    present = set(data.model)
+    return [m for m in models_slowest_first() if m in present]
 
 
 def fig1a(tables: Tables):

@@ -13,7 +13,7 @@ import math
 
 from rethink.config import run_config
 from rethink.data.datasets import DATASETS, DatasetSource
-from rethink.models import MODEL_ORDER
+from rethink.models import MODELS, models_slowest_first
 from rethink.training.settings import RunConfig, is_streamed
 
 # Host memory per pixel of the dataset: the uint8 (or float32) images as read, their float32
@@ -25,10 +25,11 @@ def training_runtime_minutes(
     run: RunConfig, dataset: DatasetSource, cluster: dict, attempt: int = 1
 ) -> int:
     """Minutes for `run` on `dataset`: a base for start-up, plus the model's minutes per million
-    training images (on one GPU) times the images of `max_epochs` epochs, shared by the run's
-    GPUs, times the attempt."""
-    per_million = cluster["minutes_per_million_images"]
-    rate = per_million.get(run.model, per_million["default"])
+    training images on one GPU (its registry entry's, or the cluster config's) times the images
+    of `max_epochs` epochs, shared by the run's GPUs, times the attempt."""
+    rate = cluster["minutes_per_million_images"].get(
+        run.model, MODELS[run.model].minutes_per_million_images
+    )
     n_train = min(dataset.size[0], run.train_subset or dataset.size[0])
     minutes = cluster["minutes_base"] + rate * run.max_epochs * n_train / 1e6 / run.processes
     return math.ceil(minutes) * attempt
@@ -115,8 +116,7 @@ class TrainingResources:
 
     @staticmethod
     def priority(wildcards) -> int:
-        """Slow runs start first (models in MODEL_ORDER; random labels and other corruptions
+        """Slow runs start first (slow models first; random labels and other corruptions
         outlast true ones), so that no long run is left running alone at the end."""
-        order = MODEL_ORDER
-        rank = order.index(wildcards.model) if wildcards.model in order else -1
-        return 2 * (len(order) - rank) + (wildcards.variant != "true")
+        order = models_slowest_first()
+        return 2 * (len(order) - order.index(wildcards.model)) + (wildcards.variant != "true")

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from rethink.models import MODELS, build_model, count_parameters
+from rethink.models import MODELS, ModelSpec, build_model, count_parameters, models_slowest_first
 from rethink.models.alexnet import LocalResponseNorm, local_response_norm
 from rethink.models.inception import ConvModule, ShiftBatchNorm2d
 
@@ -23,6 +23,24 @@ IMAGENET_COUNTS = {"inception-v3": 23_834_568}
 
 def test_every_model_is_counted():
     assert set(MODELS) == set(PAPER_COUNTS) | set(IMAGENET_COUNTS)
+
+
+def test_models_come_slowest_first_by_the_cost_on_their_entries(monkeypatch):
+    # What figures and the scheduler show of the paper's models (equal costs would keep the
+    # registry's order)
+    paper = [m for m in models_slowest_first() if m in PAPER_COUNTS | IMAGENET_COUNTS]
+    assert paper == [
+        "inception-v3",
+        "inception",
+        "inception-nobn",
+        "alexnet",
+        "mlp3x512",
+        "mlp1x512",
+    ]
+    monkeypatch.setitem(MODELS, "tiny", ModelSpec("m:M", 0.1, minutes_per_million_images=0.1))
+    monkeypatch.setitem(MODELS, "unpriced", ModelSpec("m:M", 0.1))  # Inception's 6
+    order = models_slowest_first()
+    assert order[-1] == "tiny" and order.index("unpriced") == order.index("inception") + 1
 
 
 def test_inception_v3_is_torchvisions_without_the_auxiliary_head():

@@ -168,7 +168,7 @@ def study(**training) -> dict:
         "variants": {"names": ["true"], "seed": 0, "seeds": {}, "corrupt_test_labels": False},
         "runs": [],
         "training": RunConfig("mlp1x512").__dict__ | {"models": {}} | training,
-        "cluster": {"minutes_per_million_images": {"default": 1}},
+        "cluster": {"minutes_per_million_images": {}},
     }
 
 

@@ -12,6 +12,7 @@ import yaml
 from rethink.config import load_study
 from rethink.data.datasets import DATASETS
 from rethink.data.h5io import ImageDataset, Split, write_dataset
+from rethink.models import MODELS, ModelSpec
 from rethink.training.settings import RunConfig
 from rethink.workflow import resources as resources_module
 from rethink.workflow.resources import (
@@ -34,8 +35,8 @@ def test_runtime_grows_with_model_cost_epochs_images_and_attempt():
     subset = RunConfig("inception", max_epochs=200, train_subset=256)
     assert training_runtime_minutes(subset, cifar10, CLUSTER) == 11
     assert training_runtime_minutes(RunConfig("inception", max_epochs=200), mnist5k, CLUSTER) == 15
-    own_model = {**CLUSTER, "minutes_per_million_images": {"default": 1}}
-    assert training_runtime_minutes(inception, cifar10, own_model) == 20
+    own_rate = {**CLUSTER, "minutes_per_million_images": {"inception": 1}}
+    assert training_runtime_minutes(inception, cifar10, own_rate) == 20
 
 
 def test_memory_grows_with_the_dataset():
@@ -116,9 +117,10 @@ def test_a_run_over_several_nodes_is_an_mpi_job_with_each_nodes_gpus():
     assert on_cpus.slurm_extra(w) is None  # gloo processes ask for no GPU
 
 
-def test_slow_models_and_corrupted_variants_start_first():
+def test_slow_models_and_corrupted_variants_start_first(monkeypatch):
+    monkeypatch.setitem(MODELS, "my-big-model", ModelSpec("m:M", 0.1, minutes_per_million_images=9))
     order = [
-        wildcards("my-new-model"), wildcards("inception", "random"), wildcards("inception"),
+        wildcards("my-big-model"), wildcards("inception", "random"), wildcards("inception"),
         wildcards("alexnet", "corrupt0.4"), wildcards("alexnet"), wildcards("mlp1x512", "random"),
         wildcards("mlp1x512"),
     ]  # fmt: skip
