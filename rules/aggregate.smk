@@ -6,7 +6,6 @@ rule aggregate_runs:
         summaries=run_files("summary.json"),
         histories=run_files("history.csv"),
         steps=run_files("steps.csv"),
-        code=script_code("aggregate_runs.py"),
     output:
         runs=report(
             "results/tables/runs.csv",
@@ -21,6 +20,8 @@ rule aggregate_runs:
         "results/benchmarks/aggregate_runs.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        code=script_code("aggregate_runs.py"),
     script:
         "../scripts/aggregate_runs.py"
 
@@ -28,7 +29,6 @@ rule aggregate_runs:
 rule memorization_tables:
     input:
         records=lambda w: run_files(EXAMPLES_FILE, dataset=w.dataset),
-        code=script_code("write_memorization_tables.py"),
     output:
         examples="results/tables/{dataset}/memorization-examples.csv",
         epochs="results/tables/{dataset}/memorization-epochs.csv",
@@ -46,5 +46,7 @@ rule memorization_tables:
         "results/benchmarks/memorization_tables/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        code=script_code("write_memorization_tables.py"),
     script:
         "../scripts/write_memorization_tables.py"

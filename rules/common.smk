@@ -19,6 +19,7 @@ from rethink.config import (
 )
 from rethink.data.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.data.imagenet import find_imagenet
+from rethink.data.variants import parse_variant
 from rethink.memorization import EXAMPLES_FILE
 from rethink.models import MODELS
 from rethink.results.catalog import FIGURES, KERNEL_FIGURE, figures_reading
@@ -30,7 +31,8 @@ from rethink.workflow import targets
 from rethink.workflow.gpus import JOBS_PER_GPU_VARIABLE
 from rethink.workflow.mps import start_mps, stop_mps
 from rethink.workflow.resources import TrainingResources
-from rethink.workflow.sources import package_sources, workdir_relative
+from rethink.workflow.fingerprints import code_fingerprint
+from rethink.workflow.sources import workdir_relative
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
@@ -73,13 +75,16 @@ wildcard_constraints:
     figure="|".join(FIGURES),
 
 
-def script_code(script):
-    """scripts/`script` and the rethink modules it imports. Rules list them as inputs, so that
-    an edit reruns the jobs that run them: Snakemake sees no imported module, and judges the
-    script by its modification time alone, which `touch`, `cp` and `git checkout` change
-    (the workflow profile turns that check off: profiles/default/config.yaml)."""
+def script_code(script, entries=None):
+    """A parameter of the rule that runs scripts/`script`: the fingerprint of the code a job
+    runs (rethink.workflow.fingerprints), with the registry entries `entries(wildcards)` names,
+    so that an edit reruns the jobs whose code it changes and no others. (Snakemake's own
+    `code` trigger sees the script alone, by its modification time: profiles/default turns
+    it off.)"""
     path = Path(workflow.basedir) / "scripts" / script
-    return [workdir_relative(path), *package_sources(path)]
+    if entries is None:
+        return code_fingerprint(path)
+    return lambda wildcards: code_fingerprint(path, entries(wildcards))
 
 
 def get_archives(wildcards):

@@ -4,7 +4,6 @@
 rule write_variant:
     input:
         dataset="results/datasets/{dataset}.h5",
-        code=script_code("write_variant.py"),
     output:
         "results/variants/{dataset}/{variant}.h5",
     log:
@@ -15,6 +14,10 @@ rule write_variant:
     conda:
         "../envs/data.yaml"
     params:
+        code=script_code(
+            "write_variant.py",
+            lambda w: {"rethink.data.variants": parse_variant(w.variant).pixels},
+        ),
         seed=lambda w: variant_seed(config, w.variant),
         corrupt_test_labels=config["variants"]["corrupt_test_labels"],
     script:

@@ -21,7 +21,6 @@ rule download_archive:
 rule write_dataset:
     input:
         archives=get_archives,
-        code=script_code("write_dataset.py"),
     output:
         "results/datasets/{dataset}.h5",
     log:
@@ -32,6 +31,7 @@ rule write_dataset:
     conda:
         "../envs/data.yaml"
     params:
+        code=script_code("write_dataset.py", lambda w: {"rethink.data.datasets": w.dataset}),
         # Where ImageNet lies is not part of what it is: moving the copy converts nothing again.
         options=lambda w: {k: v for k, v in config["data"].items() if k != "imagenet_path"},
     script:

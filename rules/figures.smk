@@ -6,7 +6,6 @@ rule plot_figure:
         runs="results/tables/runs.csv",
         histories="results/tables/histories.csv",
         steps="results/tables/steps.csv",
-        code=script_code("plot_figure.py"),
     output:
         png=report(
             "results/figures/{dataset}/{figure}.png",
@@ -26,6 +25,7 @@ rule plot_figure:
     conda:
         "../envs/figures.yaml"
     params:
+        code=script_code("plot_figure.py", lambda w: {"rethink.results.catalog": w.figure}),
         caption=lambda w: FIGURES[w.figure].caption,
         dpi=config["figures"]["dpi"],
     script:
@@ -36,7 +36,6 @@ rule write_table1:
     input:
         runs="results/tables/runs.csv",
         paper=workdir_relative(PAPER_TABLE1),
-        code=script_code("write_paper_table.py"),
     output:
         csv="results/tables/{dataset}/table1.csv",
         md=report(
@@ -53,6 +52,7 @@ rule write_table1:
     conda:
         "../envs/figures.yaml"
     params:
+        code=script_code("write_paper_table.py"),
         table="table1",
     script:
         "../scripts/write_paper_table.py"
@@ -62,7 +62,6 @@ rule write_table2:
     input:
         runs="results/tables/runs.csv",
         paper=workdir_relative(PAPER_TABLE2),
-        code=script_code("write_paper_table.py"),
     output:
         csv="results/tables/{dataset}/table2.csv",
         md=report(
@@ -79,6 +78,7 @@ rule write_table2:
     conda:
         "../envs/figures.yaml"
     params:
+        code=script_code("write_paper_table.py"),
         table="table2",
     script:
         "../scripts/write_paper_table.py"
@@ -90,7 +90,6 @@ rule docs:
             "results/figures/{dataset}/{figure}.png", dataset=DOCS_DATASET, figure=DOCS_FIGURES
         ),
         table1=f"results/tables/{DOCS_DATASET}/table1.md",
-        code=script_code("update_docs.py"),
     output:
         expand("docs/{figure}.png", figure=DOCS_FIGURES),
         "docs/table1.md",
@@ -99,6 +98,7 @@ rule docs:
     conda:
         "../envs/figures.yaml"
     params:
+        code=script_code("update_docs.py"),
         readme="README.md",
     script:
         "../scripts/update_docs.py"
@@ -107,7 +107,6 @@ rule docs:
 rule write_rademacher:
     input:
         runs="results/tables/runs.csv",
-        code=script_code("write_rademacher.py"),
     output:
         csv="results/tables/{dataset}/rademacher.csv",
         md=report(
@@ -122,6 +121,8 @@ rule write_rademacher:
         "results/benchmarks/write_rademacher/{dataset}.tsv"
     conda:
         "../envs/figures.yaml"
+    params:
+        code=script_code("write_rademacher.py"),
     script:
         "../scripts/write_rademacher.py"
 
@@ -133,7 +134,6 @@ rule plot_memorization_figure:
         epochs="results/tables/{dataset}/memorization-epochs.csv",
         examples="results/tables/{dataset}/memorization-examples.csv",
         critical="results/tables/{dataset}/critical-samples.csv",
-        code=script_code("plot_memorization_figure.py"),
     output:
         png=report(
             "results/figures/{dataset}/{figure}.png",
@@ -153,6 +153,9 @@ rule plot_memorization_figure:
     conda:
         "../envs/figures.yaml"
     params:
+        code=script_code(
+            "plot_memorization_figure.py", lambda w: {"rethink.results.catalog": w.figure}
+        ),
         caption=lambda w: FIGURES[w.figure].caption,
         dpi=config["figures"]["dpi"],
     script:

@@ -4,7 +4,6 @@
 rule kernel_fit:
     input:
         variant="results/variants/{dataset}/{variant}.h5",
-        code=script_code("kernel_fit.py"),
     output:
         "results/kernels/{dataset}/{variant}.csv",
     log:
@@ -17,6 +16,7 @@ rule kernel_fit:
     resources:
         gpu=1,
     params:
+        code=script_code("kernel_fit.py"),
         gamma=config["kernels"]["gamma"],
         device=config["kernels"]["device"],
     script:
@@ -30,7 +30,6 @@ rule kernel_report:
             dataset=w.dataset,
             variant=KERNEL_VARIANTS,
         ),
-        code=script_code("kernel_report.py"),
     output:
         table="results/kernels/{dataset}.csv",
         png=report(
@@ -48,6 +47,7 @@ rule kernel_report:
     conda:
         "../envs/figures.yaml"
     params:
+        code=script_code("kernel_report.py"),
         dpi=config["figures"]["dpi"],
     script:
         "../scripts/kernel_report.py"

@@ -4,7 +4,6 @@
 rule theorem1:
     input:
         dataset="results/datasets/{dataset}.h5",
-        code=script_code("theorem1.py"),
     output:
         "results/theory/{dataset}.csv",
     log:
@@ -14,6 +13,7 @@ rule theorem1:
     conda:
         "../envs/data.yaml"
     params:
+        code=script_code("theorem1.py"),
         label_seed=variant_seed(config, "random"),
         direction_seed=config["theory"]["seed"],
     script:

@@ -5,7 +5,6 @@ rule train_run:
     input:
         variant="results/variants/{dataset}/{variant}.h5",
         source=get_run_source,
-        code=script_code("train_run.py"),
     output:
         **RUN_EXAMPLES,
         history=f"{RUN_DIR}/history.csv",
@@ -28,6 +27,7 @@ rule train_run:
         mpi=RESOURCES.mpi,
         slurm_extra=RESOURCES.slurm_extra,
     params:
+        code=script_code("train_run.py", lambda w: {"rethink.models": w.model}),
         run=RESOURCES.params,
     script:
         "../scripts/train_run.py"

@@ -109,10 +109,28 @@ def test_one_variants_seed_reruns_that_variant_and_what_descends_from_it(study):
     assert trained == {"random"} and rules["train_run"] == 2
 
 
+EDIT = "EDITED = True"  # a statement: a change to what the code runs
+
+
 def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
-    append_line(study / "scripts" / "write_paper_table.py", "# edited")
+    append_line(study / "scripts" / "write_paper_table.py", EDIT)
     rules, _ = scheduled(study)
     assert rules == Counter({"write_table1": 1})
+
+
+def test_comments_docstrings_and_formatting_rerun_nothing(study):
+    loop = study / "rethink/training/loop.py"
+    text = loop.read_text()
+    docstring = '"""One training run, as in'
+    assert docstring in text and "log = logging.getLogger(__name__)" in text
+    loop.write_text(
+        text.replace(docstring, '"""A training run, reworded, as in').replace(
+            "log = logging.getLogger(__name__)", "log = (\n    logging.getLogger(__name__)\n)"
+        )
+        + "\n# a comment\n"
+    )
+    append_line(study / "scripts/train_run.py", "# and one here")
+    assert scheduled(study) == (Counter(), [])
 
 
 @pytest.mark.parametrize(
@@ -130,13 +148,50 @@ def test_editing_a_script_reruns_the_jobs_that_ran_it(study):
             "rethink/models/mlp.py",
             {"train_run", *DOWNSTREAM, "plot_figure", "plot_memorization_figure"},
         ),
+        (
+            "rethink/training/loop.py",
+            {"train_run", *DOWNSTREAM, "plot_figure", "plot_memorization_figure"},
+        ),
+        ("rethink/models/alexnet.py", set()),  # no AlexNet run in this study
     ],
 )
 def test_editing_an_imported_module_reruns_the_jobs_that_import_it(study, module, expected):
-    append_line(study / module, "# edited")
+    append_line(study / module, EDIT)
     rules, _ = scheduled(study)
     assert set(rules) == expected
     assert rules.get("write_dataset", 0) == 0
+    if "train_run" in expected:  # every run of this study is an MLP: all of them
+        assert rules["train_run"] == 5
+
+
+def test_editing_one_models_entry_reruns_that_models_runs_only(study):
+    registry = study / "rethink/models/__init__.py"
+    entry = '"rethink.models.mlp:MLP", 0.01, {"n_hidden": 3}'
+    assert entry in registry.read_text()
+    registry.write_text(
+        registry.read_text().replace(entry, entry.replace("3}", "3, 'width': 512}"))
+    )
+    rules, outputs = scheduled(study)
+    assert rules["train_run"] == 2
+    assert {p.split("/")[4] for p in outputs if p.startswith("results/runs/")} == {"mlp3x512"}
+
+
+def test_registering_a_model_a_corruption_and_a_dataset_reruns_nothing(study):
+    append_line(
+        study / "rethink/models/__init__.py",
+        'MODELS["mlp2x512"] = ModelSpec("rethink.models.mlp:MLP", 0.01, {"n_hidden": 2})',
+    )
+    append_line(
+        study / "rethink/data/variants.py",
+        "def inverted_halves(train, test, rng):\n    return train[:, ::-1], test[:, ::-1]\n\n\n"
+        'PIXEL_CORRUPTIONS["flipped"] = inverted_halves',
+    )
+    append_line(
+        study / "rethink/data/datasets.py",
+        "def load_tiny(archive_paths, options):\n    raise NotImplementedError\n\n\n"
+        'DATASETS["tiny"] = DatasetSource((8, 8, 1), (100, 50), archives=(), load=load_tiny)',
+    )
+    assert scheduled(study) == (Counter(), [])
 
 
 # Snakemake's own limit on the files whose content it compares, unless a profile raises it.

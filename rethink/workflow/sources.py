@@ -1,8 +1,6 @@
-"""The package's source files a script runs, found by following its imports.
-
-Snakemake reruns a job when its script changes, but not when a module the script imports does.
-The workflow declares these files as inputs of each rule, so that an edit to, say,
-rethink/results/figures.py reruns the figure jobs and nothing else.
+"""The package's modules a script runs, found by following its imports in the source, without
+importing anything: what a job's code fingerprint covers (rethink.workflow.fingerprints), and
+what its conda environment must provide (tests/test_envs.py).
 """
 
 import ast
@@ -52,7 +50,7 @@ def _package_root() -> Path:
     return Path(importlib.util.find_spec(PACKAGE).origin).parent
 
 
-def _module_file(name: str) -> Path | None:
+def module_file(name: str) -> Path | None:
     """The file of the package's module `name`, found on disk without importing anything
     (importing a module to find its submodules would import torch while Snakemake plans);
     None where `name` is a class or function, not a module."""
@@ -78,26 +76,33 @@ def _named_by_registry(name: str) -> set[str]:
     return set()
 
 
-def package_sources(script: str | os.PathLike) -> list[str]:
-    """The package's .py files that running `script` imports, directly or through each other,
-    with the __init__.py of every package on the way; sorted, relative to the working
-    directory where they lie below it."""
+def package_modules(path: str | os.PathLike, registries: bool = False) -> dict[str, Path]:
+    """The package's modules that running the file `path` imports, directly or through each
+    other, with the __init__ of every package on the way: {dotted name: file}. With
+    `registries`, also every module a registry it reads names (whichever entry runs)."""
     seen: dict[str, Path] = {}
-    todo = list(_imported_modules(Path(script)))
+    todo = list(_imported_modules(Path(path)))
     while todo:
         name = todo.pop()
-        todo.extend(_named_by_registry(name) - seen.keys())
+        if registries:
+            todo.extend(_named_by_registry(name) - seen.keys())
         parts = name.split(".")
         for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
             prefix = ".".join(parts[:i])
             if prefix in seen:
                 continue
-            path = _module_file(prefix)
-            if path is None:
+            file = module_file(prefix)
+            if file is None:
                 continue
-            seen[prefix] = path
-            todo.extend(_imported_modules(path))
-    return sorted(workdir_relative(p) for p in seen.values())
+            seen[prefix] = file
+            todo.extend(_imported_modules(file))
+    return seen
+
+
+def package_sources(script: str | os.PathLike) -> list[str]:
+    """The package's .py files that running `script` may import, whichever registry entries it
+    runs; sorted, relative to the working directory where they lie below it."""
+    return sorted(workdir_relative(p) for p in package_modules(script, registries=True).values())
 
 
 def workdir_relative(path: str | os.PathLike) -> str:
