@@ -96,7 +96,21 @@ def snakemake_env(repo: Path = REPO, env: dict | None = None, planning: bool = F
     if planning:
         paths.insert(0, str(unimportable_folder()))
     path = os.pathsep.join(p for p in paths if p)
-    return os.environ | ({"PYTHONPATH": path} if path else {}) | (env or {})
+    search = {"PATH": f"{no_controller_folder()}{os.pathsep}{os.environ['PATH']}"}
+    return os.environ | search | ({"PYTHONPATH": path} if path else {}) | (env or {})
+
+
+@functools.cache
+def no_controller_folder() -> Path:
+    """A folder whose `scontrol` fails at once. Snakemake's SLURM plugin runs `scontrol show
+    config` whenever Snakemake starts; where SLURM's client is installed but no controller runs
+    (CI installs it for tests/test_slurm.py, whose runs set their own PATH), each start waits
+    9 s for it."""
+    folder = Path(tempfile.mkdtemp(prefix="rethink-no-slurm-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (folder / "scontrol").chmod(0o755)
+    return folder
 
 
 # Planning a study (`snakemake -n`, and the Snakefile's parse in every cluster job) must not
