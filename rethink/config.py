@@ -16,8 +16,9 @@ import pandas as pd
 import yaml
 
 from rethink import RethinkError
+from rethink.data.checks import check_corruption
 from rethink.data.datasets import DATASETS
-from rethink.data.variants import VariantNameError, parse_variant
+from rethink.data.variants import PIXEL_CORRUPTIONS, VariantNameError, parse_variant
 from rethink.models import MODELS
 from rethink.runs import RUN_FIELDS
 from rethink.training.regularizers import RegularizerNameError, parse_regularizer
@@ -77,6 +78,7 @@ def check_config(config: dict) -> dict:
             )
     _check_runs(config)
     _check_encoded(config)
+    _check_corruptions(config)
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
     _check_critical(config["training"])
@@ -158,6 +160,15 @@ def _check_runs(config: dict) -> None:
                 parse_regularizer(name)
             except RegularizerNameError as err:
                 raise ConfigError(f"config key '{key}.regularizers': {err}") from None
+
+
+def _check_corruptions(config: dict) -> None:
+    """Each pixel corruption of the study, on a few random images of each dataset's shape
+    (rethink.data.checks): milliseconds, before any job."""
+    pixels = {parse_variant(name).pixels for name in config["variants"]["names"]} - {None}
+    for dataset in config["datasets"]:
+        for name in sorted(pixels):
+            check_corruption(name, PIXEL_CORRUPTIONS[name], DATASETS[dataset].image_shape)
 
 
 def _check_encoded(config: dict) -> None:

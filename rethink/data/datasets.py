@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rethink.data.checks import check_dataset_size
 from rethink.data.download import verify_archive
 from rethink.data.h5io import DataFileError, ImageDataset, Split, write_dataset
 from rethink.data.imagenet import convert_imagenet
@@ -219,6 +220,9 @@ def write_dataset_file(name: str, archive_paths: list, options: dict, output_pat
         DATASETS[name].convert(options, output_path)
         return
     dataset = build_dataset(name, [Path(p) for p in archive_paths], options)
+    source = DATASETS[name]
+    shapes = (dataset.train.images.shape, dataset.test.images.shape)
+    check_dataset_size(name, source.image_shape, source.size, *shapes)
     write_dataset(output_path, dataset)
     log.info(
         "%s: %d train and %d test images of shape %s, %d classes",

@@ -168,7 +168,8 @@ def test_downloaded_archive_becomes_a_dataset_file(server, tmp_path, monkeypatch
 
     source = DATASETS["cifar10"]
     archive = replace(source.archives[0], urls=(server.url("/good"),), **digests(server.body))
-    monkeypatch.setitem(DATASETS, "cifar10", replace(source, archives=(archive,)))
+    small = replace(source, archives=(archive,), size=(30, 6))  # the archive's images
+    monkeypatch.setitem(DATASETS, "cifar10", small)
     dest = tmp_path / archive.filename
     download(list(archive.urls), dest, archive.md5, archive.sha256, archive.size, timeout_s=10)
     write_dataset_file("cifar10", [dest], {"seed": 0}, tmp_path / "cifar10.h5")
