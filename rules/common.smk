@@ -53,6 +53,11 @@ os.environ[WORKFLOW_PID_VARIABLE] = str(os.getpid())
 
 
 onstart:
+    # Every model of the study builds and gives its logits, before the first job; here, as
+    # it imports torch, which planning never does.
+    from rethink.models.checks import check_study_models
+
+    check_study_models(config, RUNS)
     if config["gpus"]["mps"] and workflow.local_exec and start_mps():
         atexit.register(stop_mps)
 
