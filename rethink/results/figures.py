@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from rethink.results.aggregate import mean_ci95, read_table
-from rethink.results.catalog import FIG1A_VARIANTS, FIGURES, label_curve_runs
+from rethink.results.catalog import FIGURES, fig1a_variants, label_curve_runs
 from rethink.files import atomic_path
 from rethink.models import models_slowest_first
 from rethink.data.variants import label_corruption
@@ -51,14 +51,14 @@ def ordered_models(data: pd.DataFrame) -> list[str]:
 
 def fig1a(tables: Tables):
     """Training loss against thousands of steps, one line per variant, one panel per model."""
-    data = tables.steps[
-        (tables.steps.regularizer == "none") & tables.steps.variant.isin(FIG1A_VARIANTS)
-    ].copy()
+    unregularized = tables.steps[tables.steps.regularizer == "none"]
+    variants = fig1a_variants(unregularized.variant.unique())
+    data = unregularized[unregularized.variant.isin(variants)].copy()
     data["thousand_steps"] = data.step / 1000
     models = ordered_models(data)
     grid = sns.relplot(
         data, x="thousand_steps", y="train_loss", hue="variant", col="model",
-        hue_order=[v for v in FIG1A_VARIANTS if v in set(data.variant)], col_order=models,
+        hue_order=variants, col_order=models,
         col_wrap=min(3, len(models)), kind="line", errorbar=ci95, height=3, aspect=1.2,
         facet_kws={"sharex": False},
     )  # fmt: skip

@@ -84,3 +84,34 @@ def test_a_study_with_a_broken_corruption_stops_before_any_job_with_one_line(tmp
     line = "pixel corruption 'unit' on 6 train and 3 test uint8 images of (28, 28, 1): returned "
     output = result.stdout + result.stderr
     assert line + "float64 train images" in output and "Traceback" not in output, output
+
+
+def test_the_docs_example_corruption_keeps_its_contract_and_survives_whitening():
+    import re
+
+    import torch
+
+    from rethink.training.preprocess import per_image_standardization
+    from tests.conftest import REPO
+
+    text = (REPO / "docs/extending.md").read_text()
+    (block,) = re.findall(r"```python\n# rethink/data/variants.py\n(.*?)```", text, re.S)
+    namespace = {"PIXEL_CORRUPTIONS": dict(PIXEL_CORRUPTIONS), "np": np}
+    exec(block, namespace)
+    (name,) = namespace["PIXEL_CORRUPTIONS"].keys() - PIXEL_CORRUPTIONS.keys()
+    corrupt = namespace["PIXEL_CORRUPTIONS"][name]
+    for shape in SHAPES:
+        check_corruption(name, corrupt, shape)
+    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    corrupted, _ = corrupt(images, images[:1], np.random.default_rng(0))
+
+    def whitened(x):
+        return per_image_standardization(
+            torch.as_tensor(x, dtype=torch.float32).permute(0, 3, 1, 2)
+        )
+
+    before, after = whitened(images), whitened(corrupted)
+    # what the network sees differs from the clean image and from its negative (255 - x)
+    assert not torch.allclose(after, before, atol=0.1) and not torch.allclose(
+        after, -before, atol=0.1
+    )

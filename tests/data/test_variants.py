@@ -6,6 +6,7 @@ from scipy import stats
 
 from rethink.data.h5io import ImageDataset, Split, read_dataset, write_dataset
 from rethink.data.variants import (
+    PIXEL_CORRUPTIONS,
     VariantNameError,
     _permute_each_image,
     label_corruption,
@@ -249,9 +250,11 @@ def test_parse_variant(name, p, pixels):
     assert (spec.p, spec.pixels) == (p, pixels)
 
 
+# Every registered corruption is named (the paper's three, and any a user adds after them).
 KNOWN = (
     "known variants: true, random, corrupt{p} (e.g. corrupt0.2), shuffled-pixels, "
-    "random-pixels, gaussian, rademacher{k}"
+    f"random-pixels, gaussian{''.join(f', {n}' for n in list(PIXEL_CORRUPTIONS)[3:])}, "
+    "rademacher{k}"
 )
 
 

@@ -21,8 +21,8 @@ PAPER_COUNTS = {  # Zhang et al. 2017, Table 1, on 28x28x3 inputs
 IMAGENET_COUNTS = {"inception-v3": 23_834_568}
 
 
-def test_every_model_is_counted():
-    assert set(MODELS) == set(PAPER_COUNTS) | set(IMAGENET_COUNTS)
+def test_every_model_of_the_paper_is_registered():
+    assert set(PAPER_COUNTS) | set(IMAGENET_COUNTS) <= set(MODELS)
 
 
 def test_models_come_slowest_first_by_the_cost_on_their_entries(monkeypatch):
