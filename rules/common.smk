@@ -81,11 +81,10 @@ wildcard_constraints:
 
 
 def script_code(script, entries=None):
-    """A parameter of the rule that runs scripts/`script`: the fingerprint of the code a job
-    runs (rethink.workflow.fingerprints), with the registry entries `entries(wildcards)` names,
-    so that an edit reruns the jobs whose code it changes and no others. (Snakemake's own
-    `code` trigger sees the script alone, by its modification time: profiles/default turns
-    it off.)"""
+    """The fingerprint of the code that scripts/`script` runs (rethink.workflow.fingerprints),
+    reading the registry entries `entries(wildcards)` names; a parameter of the rules, so that
+    an edit reruns the jobs whose code it changes and no others. (Snakemake's own `code`
+    trigger sees the script alone, by its modification time; profiles/default turns it off.)"""
     path = Path(workflow.basedir) / "scripts" / script
     if entries is None:
         return code_fingerprint(path)
