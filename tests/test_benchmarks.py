@@ -53,9 +53,10 @@ def test_gpu_check_measures_every_part_with_torch_numpy_h5py_and_pandas_only(gpu
         for p in ["fp32", "bf16"]  # tf32 is CUDA's only
     }
     compiled = throughput[throughput.compiled]
-    # both precisions compiled, but for any its time budget left out (a loaded machine), named
+    # both precisions compiled, but for any its time budget left out (a loaded machine: beside
+    # the default study, both were), named
     left_out = report["throughput_skipped"]
-    assert set(compiled.model) == {"mlp1x512"} and len(compiled) + len(left_out) == 2
+    assert set(compiled.model) <= {"mlp1x512"} and len(compiled) + len(left_out) == 2
     assert all(name.startswith("mlp1x512 ") and name.endswith(" compiled") for name in left_out)
     assert (throughput.train_images_per_s > 0).all() and (throughput.eval_images_per_s > 0).all()
     concurrency = pd.DataFrame(report["concurrency"])
