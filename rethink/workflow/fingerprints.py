@@ -48,15 +48,20 @@ def _fingerprint(script: Path, entries: tuple[tuple[str, str], ...]) -> str:
         entry = _registry(module).entries.get(key)
         if entry is None:
             whole.add(module)
-            modules |= {module: module_file(module)} | package_modules(module_file(module))
+            modules |= _with_imports(module)
             continue
         parts.append(f"{module}[{key!r}] {entry.text}")
         for named in entry.modules:
-            modules |= {named: module_file(named)} | package_modules(module_file(named))
+            modules |= _with_imports(named)
     for module, path in sorted(modules.items()):
         registry = module in REGISTRIES and module not in whole
         parts.append(f"{module} {_registry(module).rest if registry else _tree_text(path)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _with_imports(module: str) -> dict[str, Path]:
+    """The package's `module` and the package modules it imports: {dotted name: file}."""
+    return {module: module_file(module)} | package_modules(module_file(module))
 
 
 @functools.cache
