@@ -92,7 +92,7 @@ class Size:
 
 
 GPU = Size(40, models_taking(CROP), [1, 2, 4], 10.0, 50_000, 300, 2_000, ["mlp1x512", "alexnet"])
-SMALL = Size(2, ["mlp1x512"], [1, 2], 2.0, 128, 15, 256, ["mlp1x512", "mlp3x512"])
+SMALL = Size(2, ["mlp1x512"], [1, 2], 2.0, 128, 4, 256, ["mlp1x512", "mlp3x512"])
 
 
 def paper_decay(n_images: int) -> float:
