@@ -72,11 +72,12 @@ def _modules_listed(description: str) -> list[str]:
     return re.sub(r"\([^)]*\)", "", description).rsplit(":", 1)[-1].split(",")
 
 
-def registered_model_modules() -> set[str]:
-    """Model modules named by a registry entry: a user's own (docs/extending.md) among them."""
+def registered_model_modules() -> set[tuple[str, str]]:
+    """(subpackage, module) of each model module a registry entry names: a user's own
+    (docs/extending.md) among them."""
     from rethink.models import MODELS
 
-    return {spec.builder.partition(":")[0] for spec in MODELS.values()}
+    return {tuple(spec.builder.partition(":")[0].split(".")[1:]) for spec in MODELS.values()}
 
 
 def test_the_layout_names_every_module_where_it_lies():
@@ -87,15 +88,11 @@ def test_the_layout_names_every_module_where_it_lies():
         if path.name != "__init__.py":
             folder = path.relative_to(PACKAGE).parts[:-1]
             in_tree.setdefault(folder[0] if folder else "", set()).add(path.stem)
-    documented = documented_layout()
+    documented, registered = documented_layout(), registered_model_modules()
     for package, modules in in_tree.items():
         listed = documented.get(package, set())
         assert listed <= modules, f"{package or 'rethink'}: the layout names {listed - modules}"
-        unlisted = {
-            m
-            for m in modules - listed
-            if f"rethink.{package}.{m}" not in registered_model_modules()
-        }
+        unlisted = {m for m in modules - listed if (package, m) not in registered}
         assert not unlisted, f"{package or 'rethink'}: the layout omits {sorted(unlisted)}"
     assert documented.keys() <= in_tree.keys()
 
