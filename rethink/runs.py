@@ -33,5 +33,6 @@ class RunKey:
         return cls(dataset, variant, model, regularizer, int(number))
 
 
+CHECKPOINT_FILE = "checkpoint.pt"  # in a run's folder while it trains, and until registered
 RUN_FIELDS = [field.name for field in dataclasses.fields(RunKey)]
 RUN_DIR = f"results/runs/{RunKey.PATTERN}"  # rule train_run's outputs, as wildcards

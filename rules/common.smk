@@ -31,6 +31,7 @@ from rethink.workflow import targets
 from rethink.workflow.gpus import JOBS_PER_GPU_VARIABLE
 from rethink.workflow.mps import start_mps, stop_mps
 from rethink.workflow.resources import TrainingResources
+from rethink.workflow.checkpoints import checkpointed_runs, remove_finished_checkpoints
 from rethink.workflow.fingerprints import code_fingerprint
 from rethink.workflow.sources import workdir_relative
 
@@ -60,6 +61,16 @@ onstart:
     check_study_models(config, RUNS)
     if config["gpus"]["mps"] and workflow.local_exec and start_mps():
         atexit.register(stop_mps)
+
+
+# Finished runs' checkpoints go once Snakemake has registered their outputs, when it ends
+# however it ends (rethink.workflow.checkpoints); cluster jobs run no handlers.
+onsuccess:
+    remove_finished_checkpoints(checkpointed_runs(config, RUNS))
+
+
+onerror:
+    remove_finished_checkpoints(checkpointed_runs(config, RUNS))
 
 
 RUNS = run_table(config)  # one row per training run: dataset, variant, model, regularizer, seed

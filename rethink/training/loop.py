@@ -29,13 +29,14 @@ from tqdm import tqdm
 
 from rethink.models import build_model, count_parameters
 from rethink.observers import EpochEnd, observers_for
+from rethink.runs import CHECKPOINT_FILE
 from rethink.training.batches import Batch, memory_format, open_batches
 from rethink.training.checkpoints import load_checkpoint, save_checkpoint
 from rethink.training.compiled import compile_seconds, step_begins
 from rethink.training.context import Context, training_context
 from rethink.training.evaluation import evaluate
 from rethink.training.outputs import write_outputs
-from rethink.training.run_lock import run_folder_lock
+from rethink.training.run_lock import run_folder_lock, workflow_job
 from rethink.training.seeds import Stream, stream_seed
 from rethink.training.settings import RunConfig
 
@@ -108,7 +109,7 @@ def train_run(
 def _train(run_dir: Path, config: RunConfig, context: Context, batches, observers) -> dict | None:
     device, leader = context.device, context.process.leader
     n_classes, sizes = len(batches.classes), batches.sizes
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint = run_dir / CHECKPOINT_FILE
 
     def fresh_start():
         model = make_model(config, batches.input_shape, n_classes, device)
@@ -204,6 +205,9 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
     if config.compile:
         execution["compile_seconds"] = round(compile_seconds(), 3)
     summary = write_outputs(run_dir, config, state, model, execution, files)
-    if not config.keep_checkpoint:
+    # In a workflow's job the outputs count as finished only once Snakemake has registered
+    # them: a job killed between the two (at a cluster's time limit) has its outputs deleted,
+    # and its rerun resumes from the checkpoint. The workflow removes it when it ends.
+    if not (config.keep_checkpoint or workflow_job()):
         checkpoint.unlink(missing_ok=True)
     return summary

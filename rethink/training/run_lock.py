@@ -65,6 +65,11 @@ def run_folder_lock(run_dir: Path, wait_s: float | None = None, poll_s: float = 
         os.close(fd)  # drops the lock
 
 
+def workflow_job() -> bool:
+    """Whether this process is (or was started by) a job of a Snakemake workflow."""
+    return WORKFLOW_PID_VARIABLE in os.environ
+
+
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Ask Linux to send `sig` to this process when its parent dies (as a preexec_fn, or first
     thing in a child); exit at once if the parent is gone already."""

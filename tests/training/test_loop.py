@@ -15,6 +15,7 @@ from rethink.data.h5io import read_dataset, write_dataset
 from rethink.training.batches import load_data
 from rethink.training.loop import make_model, make_optimizer, train_run
 from rethink.training.outputs import HISTORY_COLUMNS
+from rethink.training.run_lock import WORKFLOW_PID_VARIABLE
 from rethink.training.settings import RunConfig
 
 
@@ -266,6 +267,24 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_history(
     assert summary["epochs"] == 8 and uninterrupted.epoch.tolist() == list(range(1, 9))
     seconds = pd.read_csv(tmp_path / "history.csv").seconds  # counted on across the restart
     assert (seconds > 0).all() and seconds.is_monotonic_increasing
+
+
+def test_a_workflow_job_keeps_its_checkpoint_for_a_rerun_of_its_finished_run(
+    variants, uninterrupted, tmp_path, monkeypatch, caplog
+):
+    """A job killed after training wrote its outputs and before Snakemake registered them (a
+    cluster's time limit) has them deleted: its rerun resumes rather than starting over."""
+    monkeypatch.setenv(WORKFLOW_PID_VARIABLE, str(os.getpid()))
+    train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
+    checkpoint = tmp_path / "checkpoint.pt"
+    assert checkpoint.exists()  # the workflow removes it when it ends
+    for name in ("history.csv", "steps.csv", "summary.json"):  # as Snakemake does
+        (tmp_path / name).unlink()
+    caplog.clear()
+    summary = train_run(variants["random"], tmp_path, RunConfig(**RESUMED))
+    assert "resuming after epoch 6" in caplog.text  # the last checkpoint before the end
+    assert summary["epochs"] == 8
+    pd.testing.assert_frame_equal(history_without_time(tmp_path), uninterrupted)
 
 
 def warnings_in(caplog) -> list[str]:
