@@ -37,10 +37,12 @@ def test_models_come_slowest_first_by_the_cost_on_their_entries(monkeypatch):
         "mlp3x512",
         "mlp1x512",
     ]
-    monkeypatch.setitem(MODELS, "tiny", ModelSpec("m:M", 0.1, minutes_per_million_images=0.1))
+    monkeypatch.setitem(MODELS, "tiny", ModelSpec("m:M", 0.1, minutes_per_million_images=1e-9))
     monkeypatch.setitem(MODELS, "unpriced", ModelSpec("m:M", 0.1))  # Inception's 6
     order = models_slowest_first()
-    assert order[-1] == "tiny" and order.index("unpriced") == order.index("inception") + 1
+    # (a user's own registrations may sit anywhere between)
+    assert order[-1] == "tiny"
+    assert order.index("inception") < order.index("unpriced") < order.index("inception-nobn")
 
 
 def test_inception_v3_is_torchvisions_without_the_auxiliary_head():
