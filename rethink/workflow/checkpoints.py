@@ -28,7 +28,8 @@ def checkpointed_runs(config: dict, runs: pd.DataFrame) -> list[str]:
 
 def remove_finished_checkpoints(run_dirs) -> list[Path]:
     """Remove the checkpoint of each run in `run_dirs` that has its summary.json; a run that
-    some process trains (its folder locked) keeps it. Return the removed paths."""
+    some process trains (its folder locked), or whose folder this user may not change, keeps
+    it. Return the removed paths."""
     removed = []
     for run_dir in map(Path, run_dirs):
         checkpoint = run_dir / CHECKPOINT_FILE
@@ -38,6 +39,6 @@ def remove_finished_checkpoints(run_dirs) -> list[Path]:
             with run_folder_lock(run_dir, wait_s=0):
                 checkpoint.unlink(missing_ok=True)
                 removed.append(checkpoint)
-        except RunBusyError:
+        except (RunBusyError, OSError):  # a cache left behind never fails a finished workflow
             continue
     return removed

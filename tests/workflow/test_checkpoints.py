@@ -3,6 +3,7 @@
 import copy
 import fcntl
 import os
+from pathlib import Path
 
 from rethink.config import load_study, run_table
 from rethink.workflow.checkpoints import checkpointed_runs, remove_finished_checkpoints
@@ -32,6 +33,22 @@ def test_only_finished_runs_that_nothing_trains_lose_their_checkpoint(tmp_path):
     assert removed == [finished / "checkpoint.pt"]
     assert not (finished / "checkpoint.pt").exists() and (finished / "summary.json").exists()
     assert (training / "checkpoint.pt").exists() and (locked / "checkpoint.pt").exists()
+
+
+def test_a_folder_that_cannot_be_changed_is_skipped(tmp_path, monkeypatch):
+    """As another user's folder in a shared results/ would be: the others are still cleaned."""
+    shared = run_folder(tmp_path, "shared", "checkpoint.pt", "summary.json")
+    own = run_folder(tmp_path, "own", "checkpoint.pt", "summary.json")
+    unlink = Path.unlink
+
+    def refused(path, missing_ok=False):
+        if path.parent == shared:
+            raise PermissionError(13, "Permission denied", str(path))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    assert remove_finished_checkpoints([shared, own]) == [own / "checkpoint.pt"]
+    assert (shared / "checkpoint.pt").exists()
 
 
 def test_runs_that_keep_their_checkpoint_are_left_alone():
