@@ -64,7 +64,7 @@ onstart:
 
 
 # Finished runs' checkpoints go once Snakemake has registered their outputs, when it ends
-# however it ends (rethink.workflow.checkpoints); cluster jobs run no handlers.
+# with success or not (rethink.workflow.checkpoints); cluster jobs run no handlers.
 onsuccess:
     remove_finished_checkpoints(checkpointed_runs(config, RUNS))
 
