@@ -205,9 +205,8 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
     if config.compile:
         execution["compile_seconds"] = round(compile_seconds(), 3)
     summary = write_outputs(run_dir, config, state, model, execution, files)
-    # In a workflow's job the outputs count as finished only once Snakemake has registered
-    # them: a job killed between the two (at a cluster's time limit) has its outputs deleted,
-    # and its rerun resumes from the checkpoint. The workflow removes it when it ends.
+    # A workflow's job leaves it for the workflow to remove once Snakemake has registered the
+    # outputs (why: rethink.workflow.checkpoints).
     if not (config.keep_checkpoint or workflow_job()):
         checkpoint.unlink(missing_ok=True)
     return summary

@@ -19,11 +19,8 @@ from rethink.training.run_lock import RunBusyError, run_folder_lock
 def checkpointed_runs(config: dict, runs: pd.DataFrame) -> list[str]:
     """The folders of the planned `runs` whose checkpoint goes once they finish: all but those
     with `keep_checkpoint` (study-wide or for their model)."""
-    return [
-        RunKey(**row).path()
-        for row in runs.to_dict("records")
-        if not run_config(config, row["model"], row["regularizer"], row["seed"]).keep_checkpoint
-    ]
+    kept = [m for m in runs.model.unique() if run_config(config, m, "none", 0).keep_checkpoint]
+    return [RunKey(**row).path() for row in runs[~runs.model.isin(kept)].to_dict("records")]
 
 
 def remove_finished_checkpoints(run_dirs) -> list[Path]:
