@@ -95,12 +95,6 @@ GPU = Size(40, models_taking(CROP), [1, 2, 4], 10.0, 50_000, 300, 2_000, ["mlp1x
 SMALL = Size(2, ["mlp1x512"], [1, 2], 2.0, 128, 4, 256, ["mlp1x512", "mlp3x512"])
 
 
-def paper_decay(n_images: int) -> float:
-    """The paper's learning rate factor, 0.95 per CIFAR-10 epoch of 391 steps, per epoch of
-    n_images: the same decay per step whatever the size."""
-    return 0.95 ** (-(-n_images // BATCH) / 391)
-
-
 def throughput(name: str, precision: str, compiled: bool, device, steps: int) -> dict:
     """Training and evaluation images/s of one model and setting; compile time apart."""
     config = RunConfig(name, precision=precision, compile=compiled, device=str(device),
@@ -243,7 +237,7 @@ def fit_random_labels(device, setting: dict, size: Size, workdir: Path, budget_s
     epochs = int(max(1, min(size.fit_max_epochs, (budget_s - setting["compile_s"]) // epoch_s)))
     config = RunConfig(
         "inception", precision=setting["precision"], compile=setting["compiled"],
-        device=str(device), lr_decay=paper_decay(size.fit_images), max_epochs=epochs,
+        device=str(device), max_epochs=epochs,
         checkpoint_every=10**6, deterministic=False, eval_batch_size=2 * BATCH,
     )  # fmt: skip
     start = time.perf_counter()
@@ -266,7 +260,7 @@ def pipeline_runs(device, size: Size, precision: str, workdir: Path) -> pd.DataF
         config = RunConfig(
             name, precision=precision, compile=compiled, device=str(device), max_epochs=300,
             record_examples=True, critical_examples=8, eval_batch_size=2 * BATCH,
-            lr=0.01 if name.startswith("mlp") else 0.1, lr_decay=paper_decay(size.run_images),
+            lr=0.01 if name.startswith("mlp") else 0.1,
         )  # fmt: skip
         start = time.perf_counter()
         summary = train_run(str(variant), str(run_dir), config, source_path=str(variant))

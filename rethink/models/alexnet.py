@@ -48,29 +48,33 @@ def local_response_norm() -> LocalResponseNorm:
 
 
 class SmallAlexNet(nn.Module):
-    def __init__(self, input_shape, n_classes: int, dropout: float = 0.0):
+    """The paper's at width 1; `width` scales every layer's units (0.25: 16 filters per
+    convolution, 96 and 48 hidden units)."""
+
+    def __init__(self, input_shape, n_classes: int, dropout: float = 0.0, width: float = 1.0):
         super().__init__()
-        channels, height, width = input_shape
+        channels, height, size = input_shape
+        filters, fc1, fc2 = (round(units * width) for units in (64, 384, 192))
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 64, 5, padding=2),
+            nn.Conv2d(channels, filters, 5, padding=2),
             nn.ReLU(),
             nn.MaxPool2d(3, stride=2, padding=1),  # SAME pooling: 28 -> 14
             local_response_norm(),
-            nn.Conv2d(64, 64, 5, padding=2),
+            nn.Conv2d(filters, filters, 5, padding=2),
             nn.ReLU(),
             nn.MaxPool2d(3, stride=2, padding=1),  # 14 -> 7
             local_response_norm(),
         )
-        pooled = _pooled(_pooled(height)) * _pooled(_pooled(width)) * 64
+        pooled = _pooled(_pooled(height)) * _pooled(_pooled(size)) * filters
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(pooled, 384),
+            nn.Linear(pooled, fc1),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(384, 192),
+            nn.Linear(fc1, fc2),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(192, n_classes),
+            nn.Linear(fc2, n_classes),
         )
 
     def forward(self, x):

@@ -74,12 +74,18 @@ LAYOUT = [
 
 
 class SmallInception(nn.Module):
-    def __init__(self, input_shape, n_classes: int, batch_norm=True, dropout: float = 0.0):
+    """The paper's at width 1; `width` scales every conv module's filters (a narrowed one)."""
+
+    def __init__(
+        self, input_shape, n_classes: int, batch_norm=True, dropout: float = 0.0, width=1.0
+    ):
         super().__init__()
-        layers = [ConvModule(input_shape[0], 96, 3, batch_norm=batch_norm)]
-        c_in = 96
+        stem = round(96 * width)
+        layers = [ConvModule(input_shape[0], stem, 3, batch_norm=batch_norm)]
+        c_in = stem
         for kind, filters in LAYOUT:
             block = InceptionModule if kind == "I" else DownsampleModule
+            filters = [round(f * width) for f in filters]
             layers.append(block(c_in, *filters, batch_norm=batch_norm))
             c_in = layers[-1].c_out
         self.features = nn.Sequential(*layers)

@@ -1,6 +1,7 @@
 """One training run, as in Zhang et al. 2017, Section 4: SGD with momentum, a learning rate
-decayed by a constant factor every epoch, no explicit regularization unless asked for, and a stop
-as soon as the network classifies the whole training set correctly ("fitted").
+decayed by a constant factor every 391 steps (the paper's CIFAR-10 epoch: RunConfig.lr_at), no
+explicit regularization unless asked for, and a stop as soon as the network classifies the
+whole training set correctly ("fitted").
 
 Every run trains in this one loop: on one process or many (torchrun, rethink.workflow.launch),
 from batches held on the device or streamed by DataLoader workers (rethink.training.batches).
@@ -61,14 +62,18 @@ def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD
 
 
 def train_epoch(
-    net, optimizer, batches: Iterable[Batch], context: Context, observers=()
+    net, optimizer, batches: Iterable[Batch], context: Context, observers=(), lr_at=None, step=0
 ) -> torch.Tensor:
-    """One pass over an epoch's batches; each step's mean loss over its whole (global) batch,
+    """One pass over an epoch's batches, the first being step number `step`, each at the rate
+    `lr_at(step)` (None: the optimizer's); each step's mean loss over its whole (global) batch,
     as float64 on the CPU."""
     net.train()
     world = context.process.world
     losses = []
-    for batch in batches:
+    for step, batch in enumerate(batches, start=step):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
         step_begins(context.device)
         with context.autocast():
             logits = net(batch.x).float()
@@ -145,12 +150,12 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
     started = time.perf_counter() - state["seconds"]
     end = None
     while not state["fitted"] and state["epoch"] < config.max_epochs:
-        epoch = state["epoch"]
-        lr = config.lr * config.lr_decay**epoch
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        epoch, first_step = state["epoch"], len(state["step_losses"])
+        lr = config.lr_at(first_step)  # history's: the rate the epoch starts at
         torch.manual_seed(stream_seed(config.seed, epoch, Stream.DROPOUT, context.process.rank))
-        losses = train_epoch(net, optimizer, batches.train(epoch), context, observers)
+        losses = train_epoch(
+            net, optimizer, batches.train(epoch), context, observers, config.lr_at, first_step
+        )
         state["step_losses"] += losses.tolist()
         context.share_buffers(model)
         train = evaluate(
@@ -204,7 +209,7 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
     }  # fmt: skip
     if config.compile:
         execution["compile_seconds"] = round(compile_seconds(), 3)
-    summary = write_outputs(run_dir, config, state, model, execution, files)
+    summary = write_outputs(run_dir, config, state, model, execution, files, sizes)
     # A workflow's job leaves it for the workflow to remove once Snakemake has registered the
     # outputs (why: rethink.workflow.checkpoints).
     if not (config.keep_checkpoint or workflow_job()):

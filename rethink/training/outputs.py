@@ -26,10 +26,12 @@ HISTORY_COLUMNS = [
 
 
 def write_outputs(
-    run_dir: Path, config: RunConfig, state: dict, model, execution: dict, writers: dict
+    run_dir: Path, config: RunConfig, state: dict, model, execution: dict, writers: dict,
+    sizes: dict,
 ) -> dict:
     """history.csv, steps.csv, the observers' `writers` (path -> write(temporary path)) and
-    summary.json, all or none; returns the summary."""
+    summary.json, all or none, for a run on `sizes` ({"train": n, "test": n} images); returns
+    the summary."""
     history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
     losses = torch.tensor(state["step_losses"], dtype=torch.float64)
     block = config.loss_block_steps
@@ -56,6 +58,8 @@ def write_outputs(
         "steps": int(last.step),
         "seconds": float(last.seconds),
         "params": count_parameters(model),
+        "train_images": sizes["train"],  # what the accuracies are out of
+        "test_images": sizes["test"],
         **execution,  # device, the precision it resolved to, compilation, processes
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "torch": torch.__version__,

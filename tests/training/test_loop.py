@@ -26,8 +26,8 @@ def history_without_time(run_dir):
 # These tests assert CPU behaviour (exact histories, summary["device"]): they pin the CPU, so
 # that they also pass on a machine with a GPU, where `device: auto` would pick CUDA.
 CPU = dict(device="cpu")
-# The default study's protocol for mnist5k (config.yaml): the paper's decay per step.
-MNIST5K = dict(lr_decay=0.9958, max_epochs=300, **CPU)
+# The default study's protocol for mnist5k (config.yaml): the paper's decay per 391 steps.
+MNIST5K = dict(max_epochs=300, **CPU)
 
 
 @pytest.mark.slow
@@ -46,13 +46,15 @@ def test_mlp_fits_random_labels_at_chance_test_accuracy(variants, tmp_path):
 
 
 def test_outputs_record_what_the_figures_need(variants, tmp_path):
-    config = RunConfig("mlp1x512", train_subset=500, max_epochs=3, loss_block_steps=2, **CPU)
+    config = RunConfig(
+        "mlp1x512", train_subset=500, max_epochs=3, loss_block_steps=2, lr_decay_steps=4, **CPU
+    )
     tmp_path = tmp_path / "runs" / "seed0"  # made as needed
     summary = train_run(variants["true"], tmp_path, config)
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
     assert history.epoch.tolist() == [1, 2, 3] and history.step.tolist() == [4, 8, 12]
-    assert history.lr.tolist() == pytest.approx([0.01, 0.0095, 0.009025])  # x0.95 per epoch
+    assert history.lr.tolist() == pytest.approx([0.01, 0.0095, 0.009025])  # x0.95 per 4 steps
     for column in ("train_acc", "test_acc"):
         assert history[column].between(0, 1).all()
     steps = pd.read_csv(tmp_path / "steps.csv")
@@ -69,6 +71,31 @@ def test_outputs_record_what_the_figures_need(variants, tmp_path):
     assert summary["best_test_acc"] == history.test_acc.max()
     assert summary["device"] == "cpu"
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_the_rate_decays_every_lr_decay_steps_steps_within_and_across_epochs(
+    variants, tmp_path, monkeypatch
+):
+    """The paper's 0.95 per 391 steps is a rule per step: at 4 steps an epoch and a decay every
+    3 steps, the rate changes inside the first epoch and again inside the second."""
+    rates = []
+    step = torch.optim.SGD.step
+    monkeypatch.setattr(
+        torch.optim.SGD,
+        "step",
+        lambda self, *a: rates.append(self.param_groups[0]["lr"]) or step(self, *a),
+    )
+    config = RunConfig(
+        "mlp1x512", train_subset=500, max_epochs=2, lr=0.1, lr_decay=0.5, lr_decay_steps=3, **CPU
+    )
+    train_run(variants["true"], tmp_path, config)
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025])
+    assert pd.read_csv(tmp_path / "history.csv").lr.tolist() == pytest.approx([0.1, 0.05])
+    # On CIFAR-10 (391 steps an epoch) the rule is the paper's: 0.95 after every epoch.
+    paper = RunConfig("alexnet")
+    assert [paper.lr_at(391 * epoch + 390) for epoch in range(3)] == pytest.approx(
+        [0.01, 0.0095, 0.009025]
+    )
 
 
 def test_a_run_that_never_fits_says_so(variants, tmp_path):
