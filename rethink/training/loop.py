@@ -62,15 +62,21 @@ def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD
 
 
 def train_epoch(
-    net, optimizer, batches: Iterable[Batch], context: Context, observers=(), lr_at=None, step=0
+    net,
+    optimizer,
+    batches: Iterable[Batch],
+    context: Context,
+    observers=(),
+    lr_at=None,
+    first_step=0,
 ) -> torch.Tensor:
-    """One pass over an epoch's batches, the first being step number `step`, each at the rate
-    `lr_at(step)` (None: the optimizer's); each step's mean loss over its whole (global) batch,
-    as float64 on the CPU."""
+    """One pass over an epoch's batches, the first being step number `first_step`, each step at
+    the rate `lr_at(step)` (None: the optimizer's); each step's mean loss over its whole
+    (global) batch, as float64 on the CPU."""
     net.train()
     world = context.process.world
     losses = []
-    for step, batch in enumerate(batches, start=step):
+    for step, batch in enumerate(batches, start=first_step):
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)

@@ -26,7 +26,12 @@ HISTORY_COLUMNS = [
 
 
 def write_outputs(
-    run_dir: Path, config: RunConfig, state: dict, model, execution: dict, writers: dict,
+    run_dir: Path,
+    config: RunConfig,
+    state: dict,
+    model,
+    execution: dict,
+    writers: dict,
     sizes: dict,
 ) -> dict:
     """history.csv, steps.csv, the observers' `writers` (path -> write(temporary path)) and
