@@ -54,6 +54,22 @@ MODELS: dict[str, ModelSpec] = {
         {"batch_norm": False},
         minutes_per_million_images=5.5,
     ),  # fmt: skip
+    # CPU concessions, named as such: the paper's AlexNet and Inception with a quarter of the
+    # filters and units in every layer (87,338 and 104,102 parameters on 28x28x1, about 22 and
+    # 26 per mnist5k training digit against the paper's 28 and 33 per CIFAR-10 image); on the
+    # CPU about 5x cheaper per image than the full ones (docs/science.md).
+    "alexnet-quarter": ModelSpec(
+        "rethink.models.alexnet:SmallAlexNet",
+        0.01,
+        {"width": 0.25},
+        minutes_per_million_images=0.8,
+    ),  # fmt: skip
+    "inception-quarter": ModelSpec(
+        "rethink.models.inception:SmallInception",
+        0.1,
+        {"width": 0.25},
+        minutes_per_million_images=1.5,
+    ),  # fmt: skip
     "inception-v3": ModelSpec(
         "rethink.models.inception_v3:inception_v3",
         0.1,

@@ -45,6 +45,45 @@ def test_models_come_slowest_first_by_the_cost_on_their_entries(monkeypatch):
     assert order.index("inception") < order.index("unpriced") < order.index("inception-nobn")
 
 
+def quarter_alexnet_count(channels: int) -> int:
+    """Two 5x5 convolutions of 16 filters, 7x7x16 pooled, 96 and 48 units, 10 classes."""
+    convs = (channels * 25 + 1) * 16 + (16 * 25 + 1) * 16
+    return convs + (7 * 7 * 16 + 1) * 96 + (96 + 1) * 48 + (48 + 1) * 10
+
+
+def quarter_inception_count(channels: int) -> int:
+    """The paper's layout (its Figure 3) with a quarter of the filters: one weight per kernel
+    entry and one batch-norm offset per output channel, a 10-class linear head."""
+
+    def conv(c_in, c_out, k):
+        return c_in * c_out * k * k + c_out
+
+    total, c_in = conv(channels, 24, 3), 24  # the 3x3 stem of 96 / 4
+    for kind, filters in [("I", (8, 8)), ("I", (8, 12)), ("D", (20,)), ("I", (28, 12)),
+                          ("I", (24, 16)), ("I", (20, 20)), ("I", (12, 24)), ("D", (24,)),
+                          ("I", (44, 40)), ("I", (44, 40))]:  # fmt: skip
+        if kind == "I":
+            total += conv(c_in, filters[0], 1) + conv(c_in, filters[1], 3)
+            c_in = sum(filters)
+        else:
+            total += conv(c_in, filters[0], 3)
+            c_in += filters[0]
+    return total + c_in * 10 + 10
+
+
+@pytest.mark.parametrize(
+    ("name", "count"), [("alexnet-quarter", quarter_alexnet_count), ("inception-quarter",
+                        quarter_inception_count)],
+)  # fmt: skip
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_quarter_models_are_the_papers_with_a_quarter_of_every_layer(name, count, channels):
+    """The default study's CPU concessions: the same layers, a quarter of the units."""
+    assert count_parameters(build_model(name, (channels, 28, 28), 10)) == count(channels)
+    full = build_model(name.removesuffix("-quarter"), (channels, 28, 28), 10)
+    quarter = build_model(name, (channels, 28, 28), 10)
+    assert [type(m) for m in full.modules()] == [type(m) for m in quarter.modules()]
+
+
 def test_inception_v3_is_torchvisions_without_the_auxiliary_head():
     model = build_model("inception-v3", (3, 299, 299), 1000)
     assert count_parameters(model) == IMAGENET_COUNTS["inception-v3"]
