@@ -81,6 +81,11 @@ def check_config(config: dict) -> dict:
     _check_corruptions(config)
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
+    for name in config["training"]["regularizers"]:
+        try:
+            parse_regularizer(name)
+        except RegularizerNameError as err:
+            raise ConfigError(f"config key 'training.regularizers': {err}") from None
     _check_critical(config["training"])
     _check_precision(config["training"])
     _check_logging(config.get("logging", {}))
@@ -210,9 +215,12 @@ def _check_encoded(config: dict) -> None:
 
 def _training_settings(training: dict) -> dict[str, dict]:
     """The training settings each config key stands for: `training`, and every
-    `training.models.{model}` with its overrides on top."""
+    `training.models.{model}` and `training.regularizers.{regularizer}` with its overrides on
+    top."""
     return {"training": training} | {
-        f"training.models.{m}": {**training, **o} for m, o in training["models"].items()
+        f"training.{kind}.{name}": {**training, **overrides}
+        for kind in OVERRIDES
+        for name, overrides in training[kind].items()
     }
 
 
@@ -278,10 +286,16 @@ def run_table(config: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_FIELDS).drop_duplicates(ignore_index=True)
 
 
+# Keys of `training` that override its values for one model or one regularizer.
+OVERRIDES = ("models", "regularizers")
+
+
 def run_config(config: dict, model: str, regularizer: str, seed: int, threads: int = 1):
-    """The RunConfig of one run: study-wide training values, then the model's overrides."""
-    training = {k: v for k, v in config["training"].items() if k != "models"}
+    """The RunConfig of one run: study-wide training values, then the model's overrides, then
+    the regularizer's (a regime such as Toneva et al.'s fixed budget under crop+wd)."""
+    training = {k: v for k, v in config["training"].items() if k not in OVERRIDES}
     training.update(config["training"]["models"].get(model, {}))
+    training.update(config["training"].get("regularizers", {}).get(regularizer, {}))
     tensorboard = config.get("logging", {}).get("tensorboard", False)
     return RunConfig(
         model=model, regularizer=regularizer, seed=int(seed), threads=threads,

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 import yaml
 
+from rethink.models import MODELS
 from rethink.results.catalog import Plan, drawable_figures, figures_reading
 from tests.conftest import REPO, run_snakemake
 
@@ -68,6 +69,14 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
         (
             {"training": {"models": {"inception": {"learning_rate": 0.05}}}},
             "config key 'training.models.inception.learning_rate' is unknown",
+        ),
+        (
+            {"training": {"regularizers": {"crop+wdd": {"max_epochs": 60}}}},
+            "config key 'training.regularizers': unknown regularizer 'wdd'",
+        ),
+        (
+            {"training": {"regularizers": {"crop+wd": {"stop_when_fited": False}}}},
+            "config key 'training.regularizers.crop+wd.stop_when_fited' is unknown",
         ),
         ({"training": {"device": "gpu"}}, "config key 'training.device': 'gpu' does not match"),
         (
@@ -144,30 +153,40 @@ def test_dry_run_of_the_default_study_lists_data_and_corrupt_jobs(tmp_path):
     assert stats["theorem1"] == "1" and "results/theory/mnist5k.csv" in result.stdout
 
 
-def test_default_study_trains_every_model_and_fills_every_figure_and_table1_row():
-    from rethink.config import load_study, run_table
+def test_default_study_is_in_the_papers_regime_with_seeds_where_readme_draws_conclusions():
+    from rethink.config import load_study, run_config, run_table
+    from rethink.results.aggregate import MIN_SEEDS_FOR_INTERVAL
     from rethink.results.rademacher import rademacher_runs
     from rethink.results.table1 import table1_runs
 
     config = load_study(REPO / "config.yaml")
     runs = run_table(config)
-    # Table 1's five models (Inception V3, on 299x299 inputs, is studies/imagenet.yaml's)
-    paper = {"mlp1x512", "mlp3x512", "alexnet", "inception", "inception-nobn"}
-    assert set(table1_runs(runs).model) == paper
+    # Every model on true and random labels, on all 4,000 training and 1,000 test digits, at
+    # the paper's learning rate and decay (0.95 per 391 steps)
+    assert set(table1_runs(runs).model) == {"mlp1x512", "mlp3x512", "alexnet-quarter"}
+    for model, variants in runs.groupby("model").variant:
+        assert {"true", "random"} <= set(variants), model
+        settings = run_config(config, model, "none", 0)
+        assert settings.train_subset is settings.test_subset is None
+        assert (settings.lr_decay, settings.lr_decay_steps) == (0.95, 391)
+        assert settings.lr == MODELS[model].lr  # the paper's (AlexNet 0.01)
+    # Every figure but Fig. 2b (Inception with and without batch norm: studies/cifar10.yaml)
     plan = Plan(runs, critical_measured=True)
-    for reads in ("runs", "memorization"):
-        assert drawable_figures(plan, reads) == figures_reading(reads)
+    assert drawable_figures(plan, "runs") == [f for f in figures_reading("runs") if f != "fig2b"]
+    assert drawable_figures(plan, "memorization") == figures_reading("memorization")
     assert set(runs.variant) == set(config["variants"]["names"])
-    # consistency across seeds on true, corrupted and random labels; a dropout sweep
-    seeds = runs[runs.model == "mlp1x512"].groupby("variant").seed.nunique()
-    assert (seeds[["true", "corrupt0.4", "random"]] >= 2).all()
-    sweep = runs[(runs.variant == "corrupt0.4") & (runs.model == "mlp1x512")].regularizer
+    # README's conclusions rest on mlp1x512: its Table 1 cells and Fig. 1b-c's p = 0, 0.4, 0.8, 1
+    mlp = runs[runs.model == "mlp1x512"]
+    seeds = mlp.groupby(["variant", "regularizer"]).seed.nunique()
+    for cell in [("true", "none"), ("random", "none"), ("true", "wd"), ("random", "wd"),
+                 ("corrupt0.4", "none"), ("corrupt0.8", "none")]:  # fmt: skip
+        assert seeds[cell] >= MIN_SEEDS_FOR_INTERVAL, cell
+    sweep = mlp[mlp.variant == "corrupt0.4"].regularizer
     assert {"none", "dropout0.25", "dropout0.5"} <= set(sweep)
-    signs = rademacher_runs(runs)  # the Rademacher table: several draws for several models
-    assert signs.variant.nunique() >= 3 and signs.model.nunique() >= 2
+    assert rademacher_runs(runs).variant.nunique() >= 3  # the Rademacher table's draws
 
 
-def test_run_grid_and_per_model_overrides(tmp_path):
+def test_run_grid_and_per_model_and_per_regularizer_overrides(tmp_path):
     from rethink.config import run_config, run_table
 
     config = {
@@ -177,7 +196,8 @@ def test_run_grid_and_per_model_overrides(tmp_path):
             {"datasets": ["mnist5k"], "variants": ["true"], "models": ["mlp1x512", "inception"],
              "regularizers": ["none", "wd"], "seeds": [0]},
         ],
-        "training": {"lr": None, "max_epochs": 7, "models": {"inception": {"max_epochs": 3}}},
+        "training": {"lr": None, "max_epochs": 7, "models": {"inception": {"max_epochs": 3}},
+                     "regularizers": {"wd": {"max_epochs": 5, "stop_when_fitted": False}}},
     }  # fmt: skip
     table = run_table(config)
     assert len(table) == 4 + 4 - 1  # the (true, mlp1x512, none, 0) run appears in both grids
@@ -186,8 +206,10 @@ def test_run_grid_and_per_model_overrides(tmp_path):
         run_config(config, "mlp1x512", "none", 0),
         run_config(config, "inception", "wd", 0),
     )
-    assert (mlp.lr, mlp.max_epochs) == (0.01, 7)
-    assert (inception.lr, inception.max_epochs, inception.regularizer) == (0.1, 3, "wd")
+    assert (mlp.lr, mlp.max_epochs, mlp.stop_when_fitted) == (0.01, 7, True)
+    # the regularizer's overrides come last: a regime for every run under it
+    assert (inception.lr, inception.max_epochs, inception.regularizer) == (0.1, 5, "wd")
+    assert not inception.stop_when_fitted
 
 
 def test_cifar10_study_lists_the_papers_grid(tmp_path):

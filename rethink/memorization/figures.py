@@ -86,19 +86,25 @@ def _panel_order(data: pd.DataFrame) -> list[str]:
 
 
 def forgetting(tables: MemorizationTables):
-    """The distribution of forgetting events per example, clean against corrupted; examples no
-    presentation got right are their own bar (Toneva: maximally forgettable)."""
-    examples = _label_noise(tables.examples).copy()
+    """The distribution of forgetting events per example, clean against corrupted, a panel per
+    run setting (variant, model, regularizer: the train-until-fitted runs beside Toneva's regime);
+    examples no presentation got right (Toneva: maximally forgettable) and examples first learned
+    too late to be forgotten (censored) are bars of their own."""
+    examples = tables.examples[tables.examples.p > 0].copy()
     examples["examples"] = np.where(examples.corrupted, "corrupted", "clean")
     capped = examples.forgetting_events.clip(upper=FORGETTING_CAP).astype(str)
     capped[examples.forgetting_events >= FORGETTING_CAP] = f"{FORGETTING_CAP}+"
-    examples["forgetting"] = capped.where(~examples.never_learned, "never learned")
+    capped[examples.censored] = "censored"
+    examples["forgetting"] = capped.where(~examples.never_learned_presented, "never learned")
+    keys = ["variant", "model", "regularizer", "examples"]
     data = (
-        examples.groupby(["variant", "model", "examples"]).forgetting.value_counts(normalize=True)
+        examples.groupby(keys).forgetting.value_counts(normalize=True)
         .rename("fraction").reset_index()
     )  # fmt: skip
     data = _panels(data)
-    order = [str(k) for k in range(FORGETTING_CAP)] + [f"{FORGETTING_CAP}+", "never learned"]
+    data["panel"] = data.panel + ", " + data.regularizer
+    order = [str(k) for k in range(FORGETTING_CAP)]
+    order += [f"{FORGETTING_CAP}+", "censored", "never learned"]
     grid = sns.catplot(
         data, x="forgetting", y="fraction", hue="examples", col="panel", col_wrap=4,
         kind="bar", order=order, col_order=_panel_order(data), height=2.4, aspect=1.2,

@@ -1,7 +1,9 @@
 """A dataset's runs, example by example: tidy tables from their examples.h5 records.
 
-- examples: one row per (run, training example): its labels, first-learned and learned-for-good
-  epochs, forgetting events, never learned, and whether the first epoch got it right;
+- examples: one row per (run, training example): its labels; from the eval pass after each epoch
+  (Arpit et al.), its first-learned and learned-for-good epochs; from its presentations in
+  minibatches (Toneva et al.), its first-learned presentation, forgetting events, whether it
+  was never learned, unforgettable or censored; and whether the first epoch got it right;
 - epochs: one row per (run, epoch): the fraction of clean and of corrupted examples fitted to
   their assigned labels, and of corrupted ones predicted as their original label;
 - critical: one row per (run, epoch measured, set of images): the critical sample ratio
@@ -39,6 +41,10 @@ def example_table(path: str | Path, record: dict | None = None) -> pd.DataFrame:
     """`record`: the file's arrays, if already read (read_record)."""
     record = record or read_record(path)
     fitted = record["predictions"] == record["assigned_label"]
+    presented = record["presented_correct"]
+    events = forgetting_events(presented)
+    learned_presented = first_learned(presented)
+    late = censored(learned_presented, len(presented))
     table = pd.DataFrame(
         {
             "example": np.arange(len(record["assigned_label"])),
@@ -47,8 +53,11 @@ def example_table(path: str | Path, record: dict | None = None) -> pd.DataFrame:
             "corrupted": record["corrupted"],
             "first_learned": first_learned(fitted),
             "learned_for_good": learned_for_good(fitted),
-            "forgetting_events": forgetting_events(record["presented_correct"]),
-            "never_learned": never_learned(record["presented_correct"]),
+            "first_learned_presented": learned_presented,
+            "forgetting_events": events,
+            "never_learned_presented": learned_presented == 0,
+            "censored": late,
+            "unforgettable": (learned_presented > 0) & (events == 0) & ~late,
             "fitted_epoch1": fitted[0],
         }
     )
@@ -199,7 +208,13 @@ def forgetting_events(presented_correct: np.ndarray) -> np.ndarray:
     return (hits[:-1] & ~hits[1:]).sum(axis=0)
 
 
-def never_learned(presented_correct: np.ndarray) -> np.ndarray:
-    """Per example, whether no presentation classified it correctly (Toneva: maximally
-    forgettable)."""
-    return ~np.asarray(presented_correct, bool).any(axis=0)
+# An example first learned in the last tenth of its presentations (at least the last one) had
+# too few chances to be forgotten to count as unforgettable: it is censored.
+CENSORED_FRACTION = 0.1
+
+
+def censored(first_learned_presented: np.ndarray, presentations: int) -> np.ndarray:
+    """Per example, whether it was first learned (1-based presentation; 0: never) in the last
+    CENSORED_FRACTION of `presentations`, at least the last one."""
+    window = max(1, int(np.ceil(CENSORED_FRACTION * presentations)))
+    return first_learned_presented > presentations - window

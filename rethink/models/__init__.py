@@ -26,6 +26,8 @@ class ModelSpec:
     # 2-4x margin (docs/slurm.md); what a cluster job asks for (config key `cluster` may
     # override it) and, slowest first, the order of figures and of the scheduler.
     minutes_per_million_images: float = 6.0
+    # The paper's model this one stands in for (a narrowed one: its Table 1 row); None: itself.
+    stands_for: str | None = None
 
     def build_function(self):
         module, _, name = self.builder.partition(":")
@@ -63,12 +65,14 @@ MODELS: dict[str, ModelSpec] = {
         0.01,
         {"width": 0.25},
         minutes_per_million_images=0.8,
+        stands_for="alexnet",
     ),  # fmt: skip
     "inception-quarter": ModelSpec(
         "rethink.models.inception:SmallInception",
         0.1,
         {"width": 0.25},
         minutes_per_million_images=1.5,
+        stands_for="inception",
     ),  # fmt: skip
     "inception-v3": ModelSpec(
         "rethink.models.inception_v3:inception_v3",
@@ -83,6 +87,12 @@ def models_slowest_first() -> list[str]:
     """The registered models by training cost, slowest first (equal costs in registry order):
     the order figures list them in, and in which the scheduler starts ready runs."""
     return sorted(MODELS, key=lambda name: -MODELS[name].minutes_per_million_images)
+
+
+def paper_model(name: str) -> str:
+    """The model of Zhang et al. 2017 that `name` is or stands in for."""
+    spec = MODELS.get(name)
+    return (spec.stands_for if spec else None) or name
 
 
 def models_taking(size: int) -> list[str]:

@@ -56,12 +56,18 @@ def collect_curves(csv_paths: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# Fewer seeds give no interval: from 2, Student's t is 12.7 and the interval says little but
+# how the two seeds differ (tables and figures show those seeds themselves instead).
+MIN_SEEDS_FOR_INTERVAL = 3
+
+
 def mean_ci95(values: pd.Series) -> tuple[float, float, float]:
-    """Mean and Student-t 95% interval over seeds; one value gives an empty (NaN) interval."""
+    """Mean and Student-t 95% interval over seeds; fewer than MIN_SEEDS_FOR_INTERVAL values
+    give an empty (NaN) interval."""
     values = values.dropna()
     n = len(values)
     mean = float(values.mean()) if n else math.nan
-    if n < 2:
+    if n < MIN_SEEDS_FOR_INTERVAL:
         return mean, math.nan, math.nan
     half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
     return mean, mean - half, mean + half

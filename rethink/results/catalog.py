@@ -140,9 +140,13 @@ FIGURES: dict[str, Figure] = {
         "rethink.memorization.figures:forgetting",
         "memorization",
         "Distribution of forgetting events (correct at one presentation in its minibatch, wrong "
-        "at the next) of clean and of corrupted training examples; never-learned examples have "
-        "their own bar. After Toneva et al. (2019), Fig. 1 and Section 5: noisy examples are "
-        "forgotten most, and none of them is unforgettable.",
+        "at the next) of clean and of corrupted training examples, one panel per run setting; "
+        "examples no presentation got right (never learned) and examples first learned in the "
+        "last tenth of the presentations (censored: too late to be forgotten) have bars of "
+        "their own. After Toneva et al. (2019), Fig. 1 and Section 5, who found no unforgettable "
+        "noisy example in their regime (random crops, weight decay, a fixed epoch budget: here "
+        "the crop+wd panels); runs trained until they fit every label (none) memorize the noise "
+        "and can keep some of it unforgotten.",
         lambda plan: label_noise_planned(plan.runs),
     ),
     "critical-samples": Figure(

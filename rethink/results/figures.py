@@ -1,8 +1,8 @@
 """The paper's figures, drawn with seaborn from the tidy tables of rethink.results.aggregate.
 
 Every figure is a function from the tables to (matplotlib figure, the tidy data it shows); the
-data is saved beside the figure as CSV. With several seeds, lines and bars show the mean and a
-Student-t 95% interval; with one seed, the value alone.
+data is saved beside the figure as CSV. With several seeds, lines and bars show the mean, with a
+Student-t 95% interval from 3 seeds or more; Fig. 1b and 1c also mark each seed's value.
 """
 
 from collections.abc import Callable
@@ -42,6 +42,12 @@ def ci95(values) -> tuple[float, float]:
     return mean_ci95(pd.Series(values))[1:]
 
 
+def seed_points(runs: pd.DataFrame, y: str, ax) -> None:
+    """Each seed's value as a small point under the mean line of its model."""
+    sns.scatterplot(
+        runs, x="p", y=y, hue="model", hue_order=ordered_models(runs), s=12, alpha=0.5,
+        legend=False, ax=ax,
+    )  # fmt: skip
 
 
 def ordered_models(data: pd.DataFrame) -> list[str]:
@@ -77,6 +83,7 @@ def fig1b(tables: Tables):
         runs, x="p", y="relative_time_to_overfit", hue="model", hue_order=ordered_models(runs),
         marker="o", errorbar=ci95, ax=ax,
     )  # fmt: skip
+    seed_points(runs, "relative_time_to_overfit", ax)
     ax.set(xlabel="label corruption p", ylabel="time to overfit / true labels")
     columns = [
         "model",
@@ -99,6 +106,7 @@ def fig1c(tables: Tables):
         runs, x="p", y="test_error", hue="model", hue_order=ordered_models(runs), marker="o",
         errorbar=ci95, ax=ax,
     )  # fmt: skip
+    seed_points(runs, "test_error", ax)
     ax.axhline(0.9, color="grey", linestyle=":", label="chance (10 classes)")
     ax.set(xlabel="label corruption p", ylabel="test error", ylim=(0, 1))
     ax.legend()

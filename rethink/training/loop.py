@@ -124,7 +124,8 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
 
     def fresh_start():
         model = make_model(config, batches.input_shape, n_classes, device)
-        state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False}
+        state = {"epoch": 0, "history": [], "step_losses": [], "seconds": 0.0, "fitted": False,
+                 "fitted_step": None}  # fmt: skip
         return model, make_optimizer(config, model), state | {"observers": {}}
 
     model, optimizer, state = fresh_start()
@@ -155,7 +156,7 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
     )  # fmt: skip
     started = time.perf_counter() - state["seconds"]
     end = None
-    while not state["fitted"] and state["epoch"] < config.max_epochs:
+    while not (state["fitted"] and config.stop_when_fitted) and state["epoch"] < config.max_epochs:
         epoch, first_step = state["epoch"], len(state["step_losses"])
         lr = config.lr_at(first_step)  # history's: the rate the epoch starts at
         torch.manual_seed(stream_seed(config.seed, epoch, Stream.DROPOUT, context.process.rank))
@@ -175,6 +176,8 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
             or evaluate(evaluated, batches.evaluation("train"), context, n_classes).all_correct
         )
         state["epoch"] += 1
+        if state["fitted"] and state.get("fitted_step") is None:
+            state["fitted_step"] = len(state["step_losses"])
         state["seconds"] = time.perf_counter() - started
         state["history"].append({
             "epoch": state["epoch"], "step": len(state["step_losses"]), "lr": lr,
@@ -195,7 +198,7 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
             break
         if (
             state["epoch"] % config.checkpoint_every == 0
-            and not state["fitted"]
+            and not (state["fitted"] and config.stop_when_fitted)
             and state["epoch"] < config.max_epochs  # a resumed run has an epoch to train
         ):
             if leader:

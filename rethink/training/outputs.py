@@ -58,7 +58,8 @@ def write_outputs(
         "test_top5": number(last.test_top5),
         "best_test_top5": number(history.test_top5.max()),
         "fitted": fitted,
-        "steps_to_fit": int(last.step) if fitted else None,
+        # the first epoch that fitted: under a fixed budget, training goes on after it
+        "steps_to_fit": state.get("fitted_step") if fitted else None,
         "epochs": int(last.epoch),
         "steps": int(last.step),
         "seconds": float(last.seconds),

@@ -24,6 +24,9 @@ class RunConfig:
     momentum: float = 0.9
     batch_size: int = 128
     max_epochs: int = 100  # a run that has not fitted by then is recorded as not fitted
+    # Stop at the first epoch that fits the training set (the paper's protocol); false: train
+    # all max_epochs, a fixed budget (Toneva et al. 2019's regime).
+    stop_when_fitted: bool = True
     weight_decay: float = 5e-4  # L2 coefficient, used under the `wd` regularizer only
     dropout: float = 0.5  # dropout rate, used under the `dropout` regularizer only
     crop_size: int = 28  # pixels; the paper crops CIFAR-10's 32x32 images to 28x28
@@ -48,7 +51,8 @@ class RunConfig:
     critical_radius: float = 0.3  # LASS on the 0-255 pixel scale: box half-width r,
     critical_step: float = 0.25  # signed-gradient step alpha,
     critical_noise: float = 0.2  # noise standard deviation beta,
-    critical_iterations: int = 100  # and iteration cap (Arpit et al. 2017)
+    critical_iterations: int = 100  # iteration cap,
+    critical_stop_below: int = 20  # and stop (Arpit et al. 2017's code; 0: run to the cap)
     # Streamed runs (rethink.training.batches): ImageNet, or any run over several processes.
     nodes: int = 1  # machines, one torchrun each (several: srun + torchrun under SLURM)
     gpus_per_node: int = 1  # processes per machine: one per GPU (gloo processes on a CPU)

@@ -36,7 +36,7 @@ def test_an_image_is_critical_exactly_when_the_boundary_is_within_the_radius(see
     model = linear_classifier(seed)
     images = images_around_the_boundary(model, seed)
     distance = boundary_distance(model, images)
-    lass = Lass(radius=0.3, step=0.05, noise=0.0, iterations=100)
+    lass = Lass(radius=0.3, step=0.05, noise=0.0, iterations=100, stop_below=0)
     found = critical_samples(model, images, lass, lambda x: x, torch.Generator(), 64)
     clear = (distance - lass.radius).abs() > 1e-6  # no ties at the sphere
     assert ((distance < lass.radius) == found)[clear].all()
@@ -47,12 +47,12 @@ def test_noise_stays_in_the_box_and_too_few_steps_fall_short():
     model = linear_classifier()
     images = images_around_the_boundary(model, 5)
     distance = boundary_distance(model, images)
-    noisy = Lass(radius=0.3, step=0.05, noise=0.2, iterations=100)
+    noisy = Lass(radius=0.3, step=0.05, noise=0.2, iterations=100, stop_below=0)
     found = critical_samples(
         model, images, noisy, lambda x: x, torch.Generator().manual_seed(0), 64
     )
     assert not found[distance > noisy.radius + 1e-9].any()  # clipped: never beyond r
-    short = Lass(radius=0.3, step=0.01, noise=0.0, iterations=5)  # reaches 0.05 at most
+    short = Lass(radius=0.3, step=0.01, noise=0.0, iterations=5, stop_below=0)  # 0.05 at most
     found = critical_samples(model, images, short, lambda x: x, torch.Generator(), 64)
     assert (found == (distance < 0.05)).all() or (found <= (distance < 0.05 + 1e-9)).all()
 
@@ -60,14 +60,16 @@ def test_noise_stays_in_the_box_and_too_few_steps_fall_short():
 def lass_by_hand(model, x0: torch.Tensor, lass: Lass, gen: torch.Generator) -> torch.Tensor:
     """Arpit et al.'s search written out for one batch: x <- clip(x + alpha sign(grad of the
     loss at the current prediction) + beta n, x0 - r, x0 + r), n ~ N(0, 1) drawn for the batch
-    at each iteration; critical once the prediction differs from the original one."""
+    at each iteration; critical once the prediction differs from the original one; stopped
+    once a step finds fewer than `stop_below` new critical samples."""
     original = model(x0).argmax(dim=1)
     x, critical = x0.clone(), torch.zeros(len(x0), dtype=torch.bool)
-    for _ in range(lass.iterations):
+    for iteration in range(lass.iterations):
         x = x.detach().requires_grad_(True)
         logits = model(x)
-        critical |= logits.argmax(dim=1) != original
-        if critical.all():
+        new = (logits.argmax(dim=1) != original) & ~critical
+        critical |= new
+        if critical.all() or (iteration > 0 and new.sum() < lass.stop_below):
             return critical
         loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=1), reduction="sum")
         grad = torch.autograd.grad(loss, x)[0]
@@ -84,7 +86,7 @@ def test_the_noisy_search_follows_the_papers_update_step_by_step(seed):
     draws must give the same points as the update written out by hand."""
     model = linear_classifier(seed)
     images = images_around_the_boundary(model, seed)
-    lass = Lass(radius=0.3, step=0.04, noise=0.05, iterations=12)
+    lass = Lass(radius=0.3, step=0.04, noise=0.05, iterations=12, stop_below=0)
     found = critical_samples(
         model, images, lass, lambda x: x, torch.Generator().manual_seed(seed), len(images)
     )
@@ -93,6 +95,23 @@ def test_the_noisy_search_follows_the_papers_update_step_by_step(seed):
     distance = boundary_distance(model, images)
     near = (distance > 0.2) & (distance < lass.radius)  # found or not by the path taken
     assert 0 < found[near].sum() < near.sum()
+
+
+def test_arpits_stopping_rule_ends_the_whole_sets_search_and_finds_fewer():
+    """Stopped once a step finds fewer than 20 new critical samples, over all chunks together:
+    the chunked search equals the rule written out for the whole batch, and finds a subset of
+    what the search to the cap finds (the cap's CSR is biased upward against Arpit's)."""
+    model = linear_classifier(3)
+    images = images_around_the_boundary(model, 3)
+    stopped = Lass(radius=0.3, step=0.01, noise=0.0, iterations=100, stop_below=20)
+    found = critical_samples(model, images, stopped, lambda x: x, torch.Generator(), 64)
+    expected = lass_by_hand(model, images, stopped, torch.Generator())
+    assert torch.equal(found, expected)
+    capped = critical_samples(
+        model, images, Lass(radius=0.3, step=0.01, noise=0.0, iterations=100, stop_below=0),
+        lambda x: x, torch.Generator(), 64,
+    )  # fmt: skip
+    assert (found <= capped).all() and found.sum() < capped.sum()
 
 
 def test_probes_run_at_powers_of_two():

@@ -19,7 +19,6 @@ from rethink.memorization.tables import (
     first_learned,
     forgetting_events,
     learned_for_good,
-    never_learned,
     write_memorization_tables,
 )
 from rethink.results.aggregate import collect_curves, collect_runs
@@ -50,10 +49,9 @@ def test_learned_for_good_is_where_the_last_run_of_correct_epochs_starts():
     assert learned_for_good(~CORRECT).tolist() == [0, 0, 1, 0, 0]
 
 
-def test_forgetting_events_count_correct_then_wrong_and_never_learned_is_never_correct():
+def test_forgetting_events_count_correct_then_wrong():
     assert forgetting_events(CORRECT).tolist() == [0, 1, 0, 1, 0]
     assert forgetting_events(np.array([[1], [0], [1], [0], [0]], bool)).tolist() == [2]
-    assert never_learned(CORRECT).tolist() == [False, False, True, False, False]
 
 
 def test_the_margin_is_the_own_logit_minus_the_largest_other():
@@ -236,7 +234,10 @@ def test_the_example_table_recomputes_from_the_raw_record(tables, two_seeds):
         presented = record["epochs/presented_correct"][:, i]
         flips = sum(a and not b for a, b in itertools.pairwise(presented))
         assert seed1.forgetting_events[i] == flips
-        assert seed1.never_learned[i] == (not presented.any())
+        assert seed1.never_learned_presented[i] == (not presented.any())
+        assert seed1.first_learned_presented[i] == (
+            int(np.argmax(presented)) + 1 if presented.any() else 0
+        )
         assert seed1.fitted_epoch1[i] == correct[0]
 
 

@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 from rethink.memorization.tables import (
     CONSISTENCY_COLUMNS,
     CRITICAL_COLUMNS,
+    censored,
     consistency_table,
     critical_table,
     epoch_table,
@@ -52,7 +53,8 @@ def test_the_example_table_holds_each_examples_fate(record):
     table = example_table(record)
     assert list(table.columns) == [
         *KEYS, "example", "assigned_label", "original_label", "corrupted", "first_learned",
-        "learned_for_good", "forgetting_events", "never_learned", "fitted_epoch1",
+        "learned_for_good", "first_learned_presented", "forgetting_events",
+        "never_learned_presented", "censored", "unforgettable", "fitted_epoch1",
     ]  # fmt: skip
     assert table[KEYS].iloc[0].to_dict() == dict(
         dataset="mnist5k", variant="corrupt0.5", p=0.5, model="mlp1x512", regularizer="none",
@@ -63,9 +65,38 @@ def test_the_example_table_holds_each_examples_fate(record):
     assert table.learned_for_good.tolist() == [1, 2, 2, 3]
     assert table.fitted_epoch1.tolist() == [True, False, False, True]
     # presentations: example 0 correct, wrong, correct (1 event); 3: correct then wrong twice
+    assert table.first_learned_presented.tolist() == [1, 2, 2, 1]
     assert table.forgetting_events.tolist() == [1, 0, 0, 1]
-    assert table.never_learned.tolist() == [False, False, False, False]
+    assert table.never_learned_presented.tolist() == [False, False, False, False]
+    # learned at presentation 2 of 3 and never forgotten: unforgettable, not censored
+    assert table.censored.tolist() == [False] * 4
+    assert table.unforgettable.tolist() == [False, True, True, False]
     assert table.original_label.tolist() == ORIGINAL and table.corrupted.tolist() == CORRUPTED
+
+
+@pytest.mark.parametrize(
+    ("presentations", "first", "is_censored"),
+    [(3, 3, True), (3, 2, False), (10, 10, True), (10, 9, False), (20, 19, True),
+     (20, 18, False), (20, 0, False)],
+)  # fmt: skip
+def test_examples_first_learned_in_the_last_tenth_of_presentations_are_censored(
+    presentations, first, is_censored
+):
+    """Learned too late to be forgotten: never called unforgettable (at least the last
+    presentation; the last 2 of 20)."""
+    assert censored(np.array([first]), presentations).tolist() == [is_censored]
+
+
+def test_an_example_learned_at_the_last_presentation_is_censored_not_unforgettable(tmp_path):
+    path = tmp_path / "d/corrupt0.5/m/none/seed0/examples.h5"
+    write_record(path)
+    with h5py.File(path, "r+") as f:  # example 1 right only at the last presentation
+        presented = f["epochs/presented_correct"][()]
+        presented[:, 1] = [0, 0, 1]
+        f["epochs/presented_correct"][...] = presented
+    table = example_table(path)
+    assert table.first_learned_presented[1] == 3 and table.forgetting_events[1] == 0
+    assert table.censored[1] and not table.unforgettable[1]
 
 
 def test_an_example_correct_then_wrong_at_the_end_is_not_learned_for_good(tmp_path):

@@ -6,10 +6,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rethink.results.aggregate import collect_curves, collect_runs, mean_ci95, run_keys, write_tables
+from rethink.results.aggregate import (
+    collect_curves,
+    collect_runs,
+    mean_ci95,
+    run_keys,
+    write_tables,
+)
 from rethink.results.catalog import Plan, drawable_figures, figures_reading
 from rethink.results.figures import Tables, figure_paths, write_figure
-from rethink.results.table1 import paper_table1, write_table1
+from rethink.results.table1 import formatted, paper_table1, table1, write_table1
 
 MODELS = ["inception", "inception-nobn", "mlp1x512"]
 VARIANTS = {"true": 0.0, "corrupt0.5": 0.5, "random": 1.0, "gaussian": math.nan}
@@ -34,7 +40,8 @@ def fake_run(root, dataset, variant, model, regularizer, seed):
     summary = {
         "train_acc": 1.0, "test_acc": test_acc, "best_test_acc": test_acc, "fitted": True,
         "steps_to_fit": steps_to_fit, "epochs": 5, "steps": steps_to_fit, "seconds": 7.5,
-        "params": 1000, "device": "cpu", "torch": "2", "config_hash": "x", "config": {"lr": 0.1},
+        "params": 1000, "train_images": 4000, "test_images": 1000, "device": "cpu", "torch": "2",
+        "config_hash": "x", "config": {"lr": 0.1},
     }  # fmt: skip
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
@@ -84,8 +91,9 @@ def test_mean_ci95_is_the_student_t_interval():
     mean, low, high = mean_ci95(values)
     half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / math.sqrt(3)
     assert (mean, low, high) == pytest.approx((0.93, 0.93 - half, 0.93 + half))
-    one = mean_ci95(pd.Series([0.5]))
-    assert one[0] == 0.5 and math.isnan(one[1]) and math.isnan(one[2])
+    for few in ([0.5], [0.5, 0.6]):  # no interval from fewer than 3 seeds
+        mean, low, high = mean_ci95(pd.Series(few))
+        assert mean == pytest.approx(np.mean(few)) and math.isnan(low) and math.isnan(high)
 
 
 def test_every_figure_renders_with_its_tidy_csv(study, tmp_path):
@@ -120,21 +128,57 @@ def test_figures_are_byte_identical_for_the_same_data(study, tmp_path):
         assert a[kind].read_bytes() == b[kind].read_bytes()
 
 
-def test_table1_sets_ours_beside_the_paper(study, tmp_path):
+def test_table1_sets_ours_beside_the_papers_claims(study, tmp_path):
     out = {ext: tmp_path / f"table1.{ext}" for ext in ("csv", "md", "tex")}
     write_table1(str(study["runs"]), "mnist5k", out)
     table = pd.read_csv(out["csv"])
-    row = table[(table.model == "mlp1x512") & (table.labels == "true") & (table.wd == "no")].iloc[0]
-    assert row.seeds == 3 and row.test_acc == pytest.approx(91.0)  # 90, 91, 92 %
-    assert row.test_ci95_low < 91 < row.test_ci95_high
-    assert row.paper_test_acc == 50.51
-    wd = table[(table.model == "mlp1x512") & (table.wd == "yes")].iloc[0]
-    assert wd.paper_test_acc == 50.39
+    cell = table.set_index(["model", "labels", "crop", "wd"])
+    row = cell.loc["mlp1x512", "true", "no", "no"]
+    assert row.seeds == 3 and row.fitted == 3 and row.test_acc == pytest.approx(91.0)  # 90-92 %
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # the seeds' standard deviation is 1 point
+    assert (row.test_ci95_low, row.test_ci95_high) == pytest.approx((91 - half, 91 + half))
+    assert row.test_binomial_se == pytest.approx(100 * math.sqrt(0.91 * 0.09 / 1000))
+    # True against random labels (10-12 %): Welch's interval, 3 + 3 seeds of equal spread (df 4)
+    assert row.compared_with == "random/no/no" and row.test_change == pytest.approx(80.0)
+    welch = stats.t.ppf(0.975, 4) * math.sqrt(1 / 3 + 1 / 3)
+    assert (row.test_change_ci95_low, row.test_change_ci95_high) == pytest.approx(
+        (80 - welch, 80 + welch)
+    )
+    # The paper's claim for the same cell, in its own columns: 50.51 true, 10.61 random labels
+    assert row.paper_test_acc == 50.51 and row.paper_test_change == pytest.approx(39.90)
+    wd = cell.loc["mlp1x512", "true", "no", "yes"]
+    assert wd.compared_with == "true/no/no" and wd.test_change == pytest.approx(0.0)
+    assert wd.paper_test_acc == 50.39 and wd.paper_test_change == pytest.approx(-0.12)
+    random = cell.loc["mlp1x512", "random", "no", "no"]
+    assert np.isnan(random.test_change)  # nothing to compare
+    # steps to fit: 1000 + 10 seed on true labels, 2000 + 10 seed on random ones (Fig. 1b)
+    assert row.steps_to_fit == 1010 and random.steps_to_fit == 2010
+    assert random.steps_vs_true == pytest.approx(2010 / 1010) and np.isnan(row.steps_vs_true)
     # rows follow the paper's order: inception before inception-nobn before mlp1x512
     assert table.model.tolist().index("inception") < table.model.tolist().index("mlp1x512")
     markdown = out["md"].read_text()
-    assert "91.00 [" in markdown and "paper, CIFAR-10" in markdown
+    assert "91.00 [" in markdown and "+80.0 [" in markdown and "paper, CIFAR-10: test %" in markdown
+    assert "2010 (1.99x true)" in markdown
     assert "\\begin{tabular}" in out["tex"].read_text()
+
+
+def test_table1_shows_the_seeds_of_a_cell_with_fewer_than_three_and_what_a_model_stands_for():
+    runs = pd.DataFrame(
+        {
+            "variant": ["true", "true", "random"], "model": "alexnet-quarter",
+            "regularizer": "none", "seed": [0, 1, 0], "fitted": True,
+            "train_acc": 1.0, "test_acc": [0.97, 0.98, 0.11], "test_images": 1000,
+            "steps_to_fit": [700, 740, 2300],
+        }
+    )  # fmt: skip
+    table = table1(runs)
+    shown = formatted(table, "mnist5k").set_index("labels")
+    assert shown.loc["true", "mnist5k: test %"] == "seeds: 97.00, 98.00"
+    assert shown.loc["random", "mnist5k: test %"] == "11.00"
+    assert shown.loc["true", "mnist5k: test change"] == "+86.5 vs random labels"  # no interval
+    # the narrowed AlexNet is compared with the paper's AlexNet: 76.07 true, 9.86 random
+    assert set(table.paper_model) == {"alexnet"}
+    assert table.set_index("labels").paper_test_change["true"] == pytest.approx(66.21)
 
 
 def test_the_papers_table1_has_its_19_rows():

@@ -157,7 +157,7 @@ from rethink.training.settings import RunConfig
 logging.basicConfig(level=logging.INFO)
 config = RunConfig(
     "mlp1x512", train_subset=1000, max_epochs=40, checkpoint_every=2, device="cpu",
-    record_examples=True,
+    record_examples=True, lr_decay_steps=8,
 )
 train_run(sys.argv[1], sys.argv[3], config, source_path=sys.argv[2])
 """
@@ -210,6 +210,19 @@ def test_a_run_stops_at_the_first_epoch_at_which_it_fits(variants, tmp_path):
     assert (history.train_acc.iloc[:-1] < 1.0).all() and len(history) >= 3
     assert summary["epochs"] == len(history) == history.epoch.iloc[-1]
     assert summary["steps_to_fit"] == summary["steps"] == 2 * len(history)  # 256 / 128 a epoch
+
+
+def test_a_fixed_budget_trains_every_epoch_and_records_when_it_first_fitted(variants, tmp_path):
+    """stop_when_fitted: false (Toneva et al.'s regime) trains all max_epochs; steps_to_fit is
+    the step count at the first epoch that fitted, as when the run stops there."""
+    settings = dict(train_subset=256, lr=0.05, lr_decay=1.0, max_epochs=50, **CPU)
+    stopped = train_run(variants["true"], tmp_path / "stop", RunConfig("mlp1x512", **settings))
+    config = RunConfig("mlp1x512", stop_when_fitted=False, **settings | {"max_epochs": 25})
+    budget = train_run(variants["true"], tmp_path / "budget", config)
+    history = pd.read_csv(tmp_path / "budget" / "history.csv")
+    assert budget["epochs"] == len(history) == 25 > stopped["epochs"]
+    assert budget["steps_to_fit"] == stopped["steps_to_fit"]  # same seed, same first fit
+    assert budget["fitted"] == (history.train_acc.iloc[-1] == 1.0)
 
 
 def test_a_diverging_run_stops_and_still_writes_its_outputs(variants, tmp_path, caplog):

@@ -24,13 +24,14 @@ def test_the_schema_has_every_run_setting_with_its_default():
     fields = {
         f.name: f.default for f in dataclasses.fields(RunConfig) if f.name not in NOT_TRAINING_KEYS
     }
-    assert set(schema) - {"models"} == set(fields)
+    assert set(schema) - {"models", "regularizers"} == set(fields)
     assert {name: schema[name]["default"] for name in fields} == fields
 
 
 def test_a_models_overrides_follow_the_rules_of_the_training_keys():
     schema = training_schema()
     overrides = schema["models"]["additionalProperties"]["properties"]
+    assert schema["regularizers"]["additionalProperties"]["properties"] == overrides
     assert set(overrides) < set(schema)
     for name, rule in overrides.items():
         general = {k: v for k, v in schema[name].items() if k not in ("default", "description")}
