@@ -86,11 +86,12 @@ def _panel_order(data: pd.DataFrame) -> list[str]:
 
 
 def forgetting(tables: MemorizationTables):
-    """The distribution of forgetting events per example, clean against corrupted, a panel per
-    run setting (variant, model, regularizer: the train-until-fitted runs beside Toneva's regime);
-    examples no presentation got right (Toneva: maximally forgettable) and examples first learned
-    too late to be forgotten (censored) are bars of their own."""
-    examples = tables.examples[tables.examples.p > 0].copy()
+    """The distribution of forgetting events per example on partially corrupted labels, clean
+    against corrupted, a panel per run setting (variant, model, regularizer: the runs trained
+    until fitted beside Toneva's regime); examples no presentation got right (Toneva: maximally
+    forgettable) and examples first learned too late to be forgotten (censored) are bars of
+    their own."""
+    examples = tables.examples[(tables.examples.p > 0) & (tables.examples.p < 1)].copy()
     examples["examples"] = np.where(examples.corrupted, "corrupted", "clean")
     capped = examples.forgetting_events.clip(upper=FORGETTING_CAP).astype(str)
     capped[examples.forgetting_events >= FORGETTING_CAP] = f"{FORGETTING_CAP}+"
@@ -113,6 +114,7 @@ def forgetting(tables: MemorizationTables):
     grid.set_axis_labels("forgetting events", "fraction of examples")
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", labelbottom=True, labelrotation=90)
+    grid.figure.subplots_adjust(hspace=0.6)  # room for each row's tick labels
     return grid.figure, data.drop(columns="panel")
 
 

@@ -68,6 +68,13 @@ def unregularized_true_models(runs: pd.DataFrame) -> set[str]:
     return set(runs[(runs.variant == "true") & (runs.regularizer == "none")].model)
 
 
+def partial_label_noise_planned(runs: pd.DataFrame) -> bool:
+    """Whether some run trains on labels corrupted with 0 < p < 1 (clean and corrupted examples
+    side by side)."""
+    p = runs.variant.map(label_corruption)
+    return bool(((p > 0) & (p < 1)).any())
+
+
 def label_noise_planned(runs: pd.DataFrame) -> bool:
     return bool(((runs.variant.map(label_corruption) > 0) & (runs.regularizer == "none")).any())
 
@@ -147,7 +154,7 @@ FIGURES: dict[str, Figure] = {
         "noisy example in their regime (random crops, weight decay, a fixed epoch budget: here "
         "the crop+wd panels); runs trained until they fit every label (none) memorize the noise "
         "and can keep some of it unforgotten.",
-        lambda plan: label_noise_planned(plan.runs),
+        lambda plan: partial_label_noise_planned(plan.runs),
     ),
     "critical-samples": Figure(
         "rethink.memorization.figures:critical_samples",

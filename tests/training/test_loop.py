@@ -338,7 +338,7 @@ def test_a_checkpoint_holds_no_random_state(variants, tmp_path, monkeypatch):
     payload = torch.load(checkpoint, weights_only=True)
     assert set(payload) == {"format", "config_hash", "model", "optimizer", "state"}
     assert set(payload["state"]) == {
-        "epoch", "history", "step_losses", "seconds", "fitted", "observers",
+        "epoch", "history", "step_losses", "seconds", "fitted", "fitted_step", "observers",
     }  # fmt: skip
     assert payload["state"]["epoch"] == 4 and len(payload["state"]["history"]) == 4
 
