@@ -34,5 +34,6 @@ class RunKey:
 
 
 CHECKPOINT_FILE = "checkpoint.pt"  # in a run's folder while it trains, and until registered
+WEIGHTS_FILE = "weights.safetensors"  # initial and final weights (rethink.models.weights)
 RUN_FIELDS = [field.name for field in dataclasses.fields(RunKey)]
 RUN_DIR = f"results/runs/{RunKey.PATTERN}"  # rule train_run's outputs, as wildcards

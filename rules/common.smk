@@ -25,7 +25,7 @@ from rethink.models import MODELS
 from rethink.results.catalog import FIGURES, KERNEL_FIGURE, figures_reading
 from rethink.results.table1 import PAPER_TABLE1
 from rethink.results.table2 import PAPER_TABLE2
-from rethink.runs import RUN_DIR, RunKey
+from rethink.runs import RUN_DIR, WEIGHTS_FILE, RunKey
 from rethink.training.run_lock import WORKFLOW_PID_VARIABLE
 from rethink.workflow import targets
 from rethink.workflow.gpus import JOBS_PER_GPU_VARIABLE

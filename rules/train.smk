@@ -9,6 +9,7 @@ rule train_run:
         **RUN_EXAMPLES,
         history=f"{RUN_DIR}/history.csv",
         steps=f"{RUN_DIR}/steps.csv",
+        weights=f"{RUN_DIR}/{WEIGHTS_FILE}",
         summary=f"{RUN_DIR}/summary.json",
     log:
         f"logs/runs/{RunKey.PATTERN}.log",

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rethink.models import build_model, count_parameters
+from rethink.models.weights import save_weights, weights_spec
 from rethink.observers import EpochEnd, observers_for
-from rethink.runs import CHECKPOINT_FILE
+from rethink.runs import CHECKPOINT_FILE, WEIGHTS_FILE
 from rethink.training.batches import Batch, memory_format, open_batches
 from rethink.training.checkpoints import load_checkpoint, save_checkpoint
 from rethink.training.compiled import compile_seconds, step_begins
@@ -212,6 +213,10 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
         files |= observer.finish(end)
     if not leader:
         return None
+    # The initial weights drawn again from the run's seed (a resumed run has them no more).
+    initial = make_model(config, batches.input_shape, n_classes, torch.device("cpu"))
+    spec = weights_spec(config, batches.input_shape, n_classes)
+    files[run_dir / WEIGHTS_FILE] = lambda tmp: save_weights(tmp, initial, model, spec)
     execution = {
         "device": str(device), "precision": context.precision, "compile": config.compile,
         "processes": context.process.world,

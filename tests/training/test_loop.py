@@ -188,6 +188,9 @@ def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_history(
     assert (killed / "steps.csv").read_text() == (whole / "steps.csv").read_text()
     # and the same per-example record, byte for byte
     assert (killed / "examples.h5").read_bytes() == (whole / "examples.h5").read_bytes()
+    # and the weights: the initial ones drawn again from the seed, the final ones resumed
+    for name in ("examples.h5", "weights.safetensors"):
+        assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
     assert not checkpoint.exists()  # removed once the run completed
     # Anchors independent of both runs, so that a bug they share cannot pass: 40 epochs of 8
     # steps (1,000 images, batch 128) at 0.01 x 0.95^(epoch - 1), learning all along.

@@ -1,0 +1,67 @@
+"""A run's weights.safetensors: its initial and final weights, loaded with one call into the
+registered model, checked against the run's own numbers and an independent evaluation."""
+
+import json
+import struct
+
+import pytest
+import torch
+
+from rethink.data.h5io import read_dataset
+from rethink.models.weights import load_run_model
+from rethink.runs import WEIGHTS_FILE
+from rethink.training.loop import make_model, train_run
+from rethink.training.preprocess import preprocess
+from rethink.training.settings import RunConfig
+
+# fp32: the independent evaluation below is in fp32 too, so accuracies agree exactly
+SETTINGS = dict(train_subset=500, test_subset=300, max_epochs=3, device="cpu", precision="fp32")
+
+
+def accuracy_on_test_images(model, variant_path, config) -> float:
+    """The test accuracy of `model` on the run's test images, computed here from the stored
+    pixels: / 255, center crop and per-image whitening (rethink.training.preprocess)."""
+    test = read_dataset(variant_path).test
+    images = torch.from_numpy(test.images[: config.test_subset]).permute(0, 3, 1, 2)
+    labels = torch.from_numpy(test.labels[: config.test_subset]).long()
+    with torch.no_grad():
+        predicted = model(preprocess(images, config.crop_size)).argmax(dim=1)
+    return (predicted == labels).double().mean().item()
+
+
+@pytest.mark.parametrize(
+    ("model", "regularizer"), [("mlp1x512", "dropout0.25"), ("inception-quarter", "none")]
+)
+def test_the_final_weights_reproduce_the_runs_test_accuracy(variants, tmp_path, model, regularizer):
+    """inception-quarter: batch norm's running statistics come back with the weights."""
+    config = RunConfig(model, regularizer=regularizer, **SETTINGS)
+    summary = train_run(variants["true"], tmp_path, config)
+    final = load_run_model(tmp_path)
+    assert not final.training and type(final).__name__ in ("MLP", "SmallInception")
+    assert accuracy_on_test_images(final, variants["true"], config) == pytest.approx(
+        summary["test_acc"]
+    )
+    initial = load_run_model(tmp_path, "initial")
+    fresh = make_model(config, (1, 28, 28), 10, torch.device("cpu"))  # drawn from the seed
+    for name, tensor in fresh.state_dict().items():
+        assert torch.equal(initial.state_dict()[name], tensor), name
+    trained = final.state_dict()
+    assert all(not torch.equal(trained[k], t) for k, t in initial.state_dict().items()
+               if k.endswith("weight"))  # fmt: skip
+
+
+def test_the_file_is_safetensors_with_no_pickle_and_says_what_rebuilds_the_model(
+    variants, tmp_path
+):
+    train_run(variants["true"], tmp_path, RunConfig("mlp1x512", **SETTINGS))
+    raw = (tmp_path / WEIGHTS_FILE).read_bytes()
+    (header_size,) = struct.unpack("<Q", raw[:8])  # the format: a JSON header, then raw bytes
+    header = json.loads(raw[8 : 8 + header_size])
+    spec = json.loads(header["__metadata__"]["rethink"])
+    assert spec == {"model": "mlp1x512", "input_shape": [1, 28, 28], "n_classes": 10, "dropout": 0}
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    assert {k.split("/")[0] for k in tensors} == {"initial", "final"}
+    assert tensors["final/1.weight"]["shape"] == [512, 784]
+    assert b"\x80\x04" not in raw[: 8 + header_size]  # no pickle protocol marker
+    with pytest.raises(ValueError, match="which: 'best'; give one of initial, final"):
+        load_run_model(tmp_path, "best")
