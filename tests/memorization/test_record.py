@@ -151,7 +151,7 @@ def test_a_run_without_the_record_does_no_per_example_work_and_writes_no_file(
     config = RunConfig(**(RECORDED | {"record_examples": False, "critical_examples": 0}))
     train_run(corrupted_variant, tmp_path, config)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "history.csv", "steps.csv", "summary.json"
+        "history.csv", "steps.csv", "summary.json", "weights.safetensors"
     ]  # fmt: skip
 
 
