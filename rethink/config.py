@@ -82,10 +82,7 @@ def check_config(config: dict) -> dict:
     for model in config["training"]["models"]:
         _check_model(model, "training.models")
     for name in config["training"]["regularizers"]:
-        try:
-            parse_regularizer(name)
-        except RegularizerNameError as err:
-            raise ConfigError(f"config key 'training.regularizers': {err}") from None
+        _check_regularizer(name, "training.regularizers")
     _check_critical(config["training"])
     _check_precision(config["training"])
     _check_logging(config.get("logging", {}))
@@ -161,10 +158,14 @@ def _check_runs(config: dict) -> None:
                     f"{setting['crop_size']}; set training.models.{name}.crop_size"
                 )
         for name in grid["regularizers"]:
-            try:
-                parse_regularizer(name)
-            except RegularizerNameError as err:
-                raise ConfigError(f"config key '{key}.regularizers': {err}") from None
+            _check_regularizer(name, f"{key}.regularizers")
+
+
+def _check_regularizer(name: str, key: str) -> None:
+    try:
+        parse_regularizer(name)
+    except RegularizerNameError as err:
+        raise ConfigError(f"config key '{key}': {err}") from None
 
 
 def _check_corruptions(config: dict) -> None:

@@ -56,11 +56,12 @@ def critical_samples(
     chunks = floats.split(batch_size)
     with torch.no_grad():
         original = [model(transform(x0)).argmax(dim=1) for x0 in chunks]
+    boxes = [(x0 - lass.radius, x0 + lass.radius) for x0 in chunks]
     points = [x0.clone() for x0 in chunks]
     flipped = [torch.zeros(len(x0), dtype=torch.bool, device=x0.device) for x0 in chunks]
     for iteration in range(lass.iterations + 1):
         new = 0
-        for i, x0 in enumerate(chunks):
+        for i in range(len(chunks)):
             if bool(flipped[i].all()):
                 continue
             x = points[i].requires_grad_(True)
@@ -74,9 +75,7 @@ def critical_samples(
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, current, reduction="sum"), x)
             with torch.no_grad():
                 noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-                moved = (x + lass.step * grad.sign() + lass.noise * noise).clamp(
-                    x0 - lass.radius, x0 + lass.radius
-                )
+                moved = (x + lass.step * grad.sign() + lass.noise * noise).clamp(*boxes[i])
                 points[i] = torch.where(flipped[i][:, None, None, None], x, moved).detach()
         # The first evaluation is at the images themselves, where nothing can be found yet.
         if iteration > 0 and new < lass.stop_below:

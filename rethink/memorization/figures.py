@@ -13,7 +13,7 @@ import seaborn as sns
 
 from rethink.data.variants import label_corruption
 from rethink.results.aggregate import read_table
-from rethink.results.catalog import FIGURES, swept_runs
+from rethink.results.catalog import FIGURES, partially_corrupted, swept_runs
 from rethink.results.figures import ordered_models, save_figure
 from rethink.training.regularizers import parse_regularizer
 
@@ -91,7 +91,7 @@ def forgetting(tables: MemorizationTables):
     until fitted beside Toneva's regime); examples no presentation got right (Toneva: maximally
     forgettable) and examples first learned too late to be forgotten (censored) are bars of
     their own."""
-    examples = tables.examples[(tables.examples.p > 0) & (tables.examples.p < 1)].copy()
+    examples = tables.examples[partially_corrupted(tables.examples)].copy()
     examples["examples"] = np.where(examples.corrupted, "corrupted", "clean")
     capped = examples.forgetting_events.clip(upper=FORGETTING_CAP).astype(str)
     capped[examples.forgetting_events >= FORGETTING_CAP] = f"{FORGETTING_CAP}+"

@@ -68,11 +68,15 @@ def unregularized_true_models(runs: pd.DataFrame) -> set[str]:
     return set(runs[(runs.variant == "true") & (runs.regularizer == "none")].model)
 
 
+def partially_corrupted(table: pd.DataFrame) -> pd.Series:
+    """Which rows are of label variants with 0 < p < 1: clean and corrupted examples side by
+    side."""
+    p = table.variant.map(label_corruption)
+    return (p > 0) & (p < 1)
+
+
 def partial_label_noise_planned(runs: pd.DataFrame) -> bool:
-    """Whether some run trains on labels corrupted with 0 < p < 1 (clean and corrupted examples
-    side by side)."""
-    p = runs.variant.map(label_corruption)
-    return bool(((p > 0) & (p < 1)).any())
+    return bool(partially_corrupted(runs).any())
 
 
 def label_noise_planned(runs: pd.DataFrame) -> bool:
