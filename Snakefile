@@ -40,6 +40,8 @@ localrules:
     write_table1,
     write_table2,
     write_rademacher,
+    measure_tables,
+    plot_measure_figure,
     docs,
 
 
@@ -50,6 +52,7 @@ include: "rules/train.smk"
 include: "rules/theory.smk"
 include: "rules/kernels.smk"
 include: "rules/aggregate.smk"
+include: "rules/measures.smk"
 include: "rules/figures.smk"
 
 

@@ -178,11 +178,17 @@ def _check_corruptions(config: dict) -> None:
 
 
 def _check_encoded(config: dict) -> None:
-    """Datasets stored as JPEG files (ImageNet) have label variants only, and no critical
-    samples (the search perturbs stored pixels); a global batch splits evenly over a run's
-    processes; compilation is for one process (CUDA graphs cannot hold DDP's all-reduce); the
+    """Datasets stored as JPEG files (ImageNet) have label variants only, no critical samples
+    (the search perturbs stored pixels) and no measures; a global batch splits evenly over a
+    run's processes; compilation is for one process (CUDA graphs cannot hold DDP's all-reduce); the
     per-example record needs the whole training set evaluated."""
     encoded = [name for name in config["datasets"] if DATASETS[name].encoded]
+    if encoded and config["measures"]["enabled"]:
+        raise ConfigError(
+            f"config key 'measures.enabled': the measures read every training image into "
+            f"memory, and dataset '{encoded[0]}' is stored as JPEG files; set it to false, or "
+            "study that dataset in a study of its own"
+        )
     for variant in config["variants"]["names"]:
         if encoded and not parse_variant(variant).labels_only:
             raise ConfigError(

@@ -20,9 +20,10 @@ from rethink.config import (
 from rethink.data.datasets import ARCHIVE_DIR, ARCHIVES, DATASETS
 from rethink.data.imagenet import find_imagenet
 from rethink.data.variants import parse_variant
+from rethink.measures import MEASURE_DIR, MEASURE_TABLES
 from rethink.memorization import EXAMPLES_FILE
 from rethink.models import MODELS
-from rethink.results.catalog import FIGURES, KERNEL_FIGURE, figures_reading
+from rethink.results.catalog import FIGURES, KERNEL_FIGURE, figures_reading, margin_figure_runs
 from rethink.results.table1 import PAPER_TABLE1
 from rethink.results.table2 import PAPER_TABLE2
 from rethink.runs import RUN_DIR, WEIGHTS_FILE, RunKey
@@ -117,6 +118,19 @@ def run_files(name, dataset=None):
     return targets.run_files(RUNS if dataset is None else RUNS[RUNS.dataset == dataset], name)
 
 
+def variant_run_files(wildcards, name):
+    """File `name` of every run trained on variant `wildcards.variant` of `wildcards.dataset`."""
+    runs = RUNS[(RUNS.dataset == wildcards.dataset) & (RUNS.variant == wildcards.variant)]
+    return targets.run_files(runs, name)
+
+
+def measure_files(name, dataset, select=None):
+    """Table `name` of rule measure_runs for every variant of `dataset` with runs (of those
+    `select(runs)` keeps)."""
+    runs = RUNS[RUNS.dataset == dataset]
+    return targets.measure_files(runs if select is None else select(runs), name)
+
+
 def get_final_outputs():
     return targets.final_outputs(config, RUNS)
 
@@ -124,3 +138,4 @@ def get_final_outputs():
 # `snakemake --cores all docs` copies these into docs/ and Table 1 into the README.
 DOCS_DATASET = config["datasets"][0]
 DOCS_FIGURES = targets.docs_figures(config, RUNS)
+DOCS_TABLES = targets.docs_tables(config)  # README marker -> table

@@ -86,13 +86,13 @@ rule write_table2:
 
 rule docs:
     input:
+        **DOCS_TABLES,
         figures=expand(
             "results/figures/{dataset}/{figure}.png", dataset=DOCS_DATASET, figure=DOCS_FIGURES
         ),
-        table1=f"results/tables/{DOCS_DATASET}/table1.md",
     output:
         expand("docs/{figure}.png", figure=DOCS_FIGURES),
-        "docs/table1.md",
+        [f"docs/{Path(table).name}" for table in DOCS_TABLES.values()],
     log:
         "logs/docs.log",
     conda:
@@ -100,6 +100,7 @@ rule docs:
     params:
         code=script_code("update_docs.py"),
         readme="README.md",
+        tables=list(DOCS_TABLES),
     script:
         "../scripts/update_docs.py"
 

@@ -1,10 +1,11 @@
-from rethink.memorization.figures import MemorizationTables, write_memorization_figure
+from rethink.memorization.figures import MemorizationTables
+from rethink.results.figures import write_catalog_figure
 from rethink.workflow.jobs import run_job
 
 inputs = snakemake.input
 run_job(
     snakemake.log[0],
-    write_memorization_figure,
+    write_catalog_figure,
     name=snakemake.wildcards.figure,
     tables=MemorizationTables.read(
         snakemake.wildcards.dataset,

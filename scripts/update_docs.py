@@ -7,7 +7,7 @@ run_job(
     snakemake.log[0],
     update_docs,
     figures=list(snakemake.input.figures),
-    table1_md=snakemake.input.table1,
+    tables={name: snakemake.input[name] for name in snakemake.params.tables},
     readme=snakemake.params.readme,
     out_dir=Path(snakemake.output[0]).parent,
 )

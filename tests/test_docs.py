@@ -55,7 +55,7 @@ def test_every_relative_link_resolves(page):
 
 def test_the_readme_links_every_docs_page_and_the_pages_link_back_into_docs():
     linked = {Path(link.partition("#")[0]).name for link in relative_links(REPO / "README.md")}
-    pages = {p.name for p in PAGES[1:] if p.name not in ("table1.md",)}
+    pages = {p.name for p in PAGES[1:] if p.name not in ("table1.md", "measure-ranking.md")}
     assert pages - linked <= {"mutation-testing.md"}  # linked from development.md
     assert "mutation-testing.md" in {
         Path(x).name for x in relative_links(REPO / "docs/development.md")

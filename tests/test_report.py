@@ -28,6 +28,7 @@ TINY = {
             "mlp1x512": {"critical_examples": 8, "critical_iterations": 5},
         },
     },
+    "measures": {"enabled": True, "search_images": 32, "bisection_steps": 1, "ascent_steps": 1},
 }  # fmt: skip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

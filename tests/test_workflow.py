@@ -229,6 +229,8 @@ def test_cifar10_study_lists_the_papers_grid(tmp_path):
         # every run records its examples: the tables, and the two figures without a sweep or
         # critical samples (memorization-order, forgetting)
         "memorization_tables": "1", "plot_memorization_figure": "2",
+        # the measures: one job per variant, their ranking and two figures
+        "measure_runs": "9", "measure_tables": "1", "plot_measure_figure": "2",
     }  # fmt: skip
     assert "results/runs/cifar10/random/alexnet/wd/seed0/summary.json" in result.stdout
     # The study alone decides: config.yaml's CNN settings for mnist5k (256 training images) do

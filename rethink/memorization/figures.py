@@ -13,8 +13,8 @@ import seaborn as sns
 
 from rethink.data.variants import label_corruption
 from rethink.results.aggregate import read_table
-from rethink.results.catalog import FIGURES, partially_corrupted, swept_runs
-from rethink.results.figures import ordered_models, save_figure
+from rethink.results.catalog import partially_corrupted, swept_runs
+from rethink.results.figures import ordered_models
 from rethink.training.regularizers import parse_regularizer
 
 FORGETTING_CAP = 8  # forgetting counts from here on share one bar
@@ -165,11 +165,3 @@ def regularizers_vs_memorization(tables: MemorizationTables):
 
 def _strength_order(regularizer: str) -> tuple:
     return tuple(sorted((k, v or 0.0) for k, v in parse_regularizer(regularizer).items()))
-
-
-def write_memorization_figure(
-    name: str, tables: MemorizationTables, dataset: str, out: dict, dpi: int = 150
-) -> None:
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, data = FIGURES[name].draw_function()(tables)
-    save_figure(fig, data, f"{name} ({dataset})", out, dpi)

@@ -4,7 +4,8 @@ nor torch: planning reads the catalog, and a plotting job imports the one functi
 
 Runs figures (rule plot_figure) read the aggregated run tables (rethink.results.figures.Tables);
 memorization figures (rule plot_memorization_figure) the per-example tables
-(rethink.memorization.figures.MemorizationTables).
+(rethink.memorization.figures.MemorizationTables); measure figures (rule plot_measure_figure)
+the measures and margins (rethink.results.measure_figures.MeasureTables).
 """
 
 import importlib
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from rethink.data.variants import PIXEL_CORRUPTIONS, label_corruption
+
 KERNEL_FIGURE = "kernel-norm-vs-error"  # rule kernel_report, per dataset (rethink.theory)
 
 
@@ -29,7 +31,7 @@ class Plan:
 @dataclass(frozen=True)
 class Figure:
     draw: str  # "module:function": (its tables) -> (matplotlib figure, the tidy data it shows)
-    reads: str  # "runs" or "memorization": the tables it is drawn from
+    reads: str  # "runs", "memorization" or "measures": the tables it is drawn from
     caption: str
     drawable: Callable[[Plan], bool]
 
@@ -79,6 +81,19 @@ def partial_label_noise_planned(runs: pd.DataFrame) -> bool:
     return bool(partially_corrupted(runs).any())
 
 
+def margin_figure_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose normalized margins the margin figure compares: one model's unregularized
+    runs of its first seed on every label variant, of the model with the most corruption levels
+    (two at least)."""
+    runs = runs.assign(p=runs.variant.map(label_corruption))
+    runs = runs[(runs.regularizer == "none") & runs.p.notna()]
+    runs = runs[runs.seed == runs.groupby("model").seed.transform("min")]
+    levels = runs.groupby("model", sort=False).p.nunique()
+    if levels.empty or levels.max() < 2:
+        return runs.iloc[:0]
+    return runs[runs.model == levels.idxmax()].sort_values("p")
+
+
 def label_noise_planned(runs: pd.DataFrame) -> bool:
     return bool(((runs.variant.map(label_corruption) > 0) & (runs.regularizer == "none")).any())
 
@@ -92,9 +107,7 @@ FIGURES: dict[str, Figure] = {
         "study), one panel per model, no explicit "
         "regularization. Matches Fig. 1a of Zhang et al. (2017), which shows Inception on "
         "CIFAR-10: every variant reaches zero loss, random labels last.",
-        lambda plan: bool(
-            fig1a_variants(plan.runs[plan.runs.regularizer == "none"].variant)
-        ),
+        lambda plan: bool(fig1a_variants(plan.runs[plan.runs.regularizer == "none"].variant)),
     ),
     "fig1b": Figure(
         "rethink.results.figures:fig1b",
@@ -178,6 +191,26 @@ FIGURES: dict[str, Figure] = {
         "al. (2017), Section 5 and Fig. 10: dropout limits memorization of noise with the least "
         "harm to generalization.",
         lambda plan: not swept_runs(plan.runs).empty,
+    ),
+    "measures-vs-gap": Figure(
+        "rethink.results.measure_figures:measures_vs_gap",
+        "measures",
+        "Each generalization measure (a panel; docs/measures.md) against the generalization gap "
+        "of every fitted run, one colour per variant, one marker per model. After Jiang et al. "
+        "(2020), who rank over 40 such measures by Kendall's tau with the gap over 10,000 "
+        "networks (measure-ranking.md): a measure that explains the randomization tests rises "
+        "with the gap, from true to random labels.",
+        lambda plan: not plan.runs.empty,
+    ),
+    "margin-distributions": Figure(
+        "rethink.results.measure_figures:margin_distributions",
+        "measures",
+        "Density of the normalized margins of every training example (margin divided by the "
+        "spectral complexity R times ||X||_F / m), one line per label-corruption level, one "
+        "model. After Bartlett, Foster and Telgarsky (2017), Fig. 1-2: the normalized margins "
+        "of networks fitted to random labels lie far below those fitted to true labels, as "
+        "their generalization does.",
+        lambda plan: not margin_figure_runs(plan.runs).empty,
     ),
 }
 

@@ -1,4 +1,5 @@
-"""Copy the default study's figures and Table 1 into docs/ and the README."""
+"""Copy the default study's figures and tables (Table 1, the measure ranking) into docs/ and
+the README."""
 
 import re
 import shutil
@@ -6,23 +7,21 @@ from pathlib import Path
 
 from rethink.files import atomic_path
 
-START, END = "<!-- table1:start -->", "<!-- table1:end -->"
-
-
-def update_docs(figures: list[str], table1_md: str, readme: str, out_dir: str) -> None:
-    """Copy `figures` into `out_dir` and put Table 1 between the README's table1 markers."""
+def update_docs(figures: list[str], tables: dict[str, str], readme: str, out_dir: str) -> None:
+    """Copy `figures` and `tables` into `out_dir`, and put each table (a Markdown file) between
+    the README's markers `<!-- {name}:start -->` and `<!-- {name}:end -->`."""
     out_dir = Path(out_dir)
-    for figure in figures:
-        with atomic_path(out_dir / Path(figure).name) as tmp:
-            shutil.copyfile(figure, tmp)
-    with atomic_path(out_dir / "table1.md") as tmp:
-        shutil.copyfile(table1_md, tmp)
+    for path in [*figures, *tables.values()]:
+        with atomic_path(out_dir / Path(path).name) as tmp:
+            shutil.copyfile(path, tmp)
     text = Path(readme).read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: no {START} ... {END} markers to put Table 1 between")
-    table = Path(table1_md).read_text().strip()
-    text = re.sub(
-        f"{re.escape(START)}.*?{re.escape(END)}", f"{START}\n{table}\n{END}", text, flags=re.S
-    )
+    for name, table_md in tables.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start not in text or end not in text:
+            raise ValueError(f"{readme}: no {start} ... {end} markers to put {table_md} between")
+        table = Path(table_md).read_text().strip()
+        text = re.sub(
+            f"{re.escape(start)}.*?{re.escape(end)}", f"{start}\n{table}\n{end}", text, flags=re.S
+        )
     with atomic_path(readme) as tmp:
         tmp.write_text(text)

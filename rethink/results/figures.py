@@ -178,10 +178,16 @@ def random_labels_regularizers(tables: Tables):
 
 
 def write_figure(name: str, tables: Tables, dataset: str, out: dict, dpi: int = 150) -> None:
-    """Draw figure `name` for `dataset`; save PDF, PNG (at `dpi`) and the tidy CSV to the paths
-    in `out`."""
+    """Draw runs figure `name` for `dataset`; save PDF, PNG (at `dpi`) and the tidy CSV to the
+    paths in `out`."""
+    write_catalog_figure(name, tables.of_dataset(dataset), dataset, out, dpi)
+
+
+def write_catalog_figure(name: str, tables, dataset: str, out: dict, dpi: int = 150) -> None:
+    """Draw figure `name` of the catalog from `tables`, those of `dataset`; save it as
+    write_figure does."""
     sns.set_theme(style="whitegrid", context="paper")
-    fig, data = FIGURES[name].draw_function()(tables.of_dataset(dataset))
+    fig, data = FIGURES[name].draw_function()(tables)
     save_figure(fig, data, f"{name} ({dataset})", out, dpi)
 
 

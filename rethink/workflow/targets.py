@@ -8,6 +8,7 @@ import pandas as pd
 from rethink.config import run_config
 from rethink.data.datasets import DATASETS
 from rethink.data.variants import label_corruption
+from rethink.measures import MEASURE_DIR
 from rethink.results.catalog import KERNEL_FIGURE, Plan, drawable_figures
 from rethink.results.rademacher import rademacher_runs
 from rethink.results.table1 import table1_runs
@@ -34,6 +35,12 @@ def critical_measured(config: dict, runs: pd.DataFrame) -> bool:
 def run_files(runs: pd.DataFrame, name: str) -> list[str]:
     """File `name` of every run in `runs`, e.g. run_files(runs, "summary.json")."""
     return [f"{RunKey(**row).path()}/{name}" for row in runs.to_dict("records")]
+
+
+def measure_files(runs: pd.DataFrame, name: str) -> list[str]:
+    """Table `name` (rethink.measures.MEASURE_TABLES) of every variant trained on in `runs`."""
+    pairs = runs[["dataset", "variant"]].drop_duplicates().to_dict("records")
+    return [f"{MEASURE_DIR.format(**pair)}/{name}.csv" for pair in pairs]
 
 
 def figure_files(dataset: str, figures: list[str]) -> list[str]:
@@ -68,6 +75,10 @@ def final_outputs(config: dict, runs: pd.DataFrame) -> list[str]:
             outputs += [f"{tables}/{t}.csv" for t in [*MEMORIZATION_TABLES, "consistency"]]
             outputs.append(f"{tables}/consistency.md")
             outputs += figure_files(dataset, drawable_figures(plan, "memorization"))
+        if config["measures"]["enabled"]:
+            outputs += [f"{tables}/measures.csv", f"{tables}/measure-ranking.csv"]
+            outputs.append(f"{tables}/measure-ranking.md")
+            outputs += figure_files(dataset, drawable_figures(plan, "measures"))
         paper_table = "table2" if DATASETS[dataset].encoded else "table1"  # ImageNet's, CIFAR's
         paper_runs = table2_runs if DATASETS[dataset].encoded else table1_runs
         if not paper_runs(of_dataset).empty:
@@ -77,10 +88,26 @@ def final_outputs(config: dict, runs: pd.DataFrame) -> list[str]:
 
 def docs_figures(config: dict, runs: pd.DataFrame) -> list[str]:
     """The figures `snakemake --cores all docs` copies into docs/: Fig. 1a-c and 2a of the
-    study's first dataset, and the memorization figures it draws."""
+    study's first dataset, the memorization figures it draws, and the margin figure where it
+    measures."""
     figures = list(DOCS_FIGURES)
+    dataset = config["datasets"][0]
+    plan = Plan(runs[runs.dataset == dataset], critical_measured(config, runs))
     if config["training"]["record_examples"]:
-        dataset = config["datasets"][0]
-        plan = Plan(runs[runs.dataset == dataset], critical_measured(config, runs))
         figures += drawable_figures(plan, "memorization")
+    if config["measures"]["enabled"] and "margin-distributions" in drawable_figures(
+        plan, "measures"
+    ):
+        figures.append("margin-distributions")
     return figures
+
+
+def docs_tables(config: dict) -> dict[str, str]:
+    """The tables `snakemake --cores all docs` copies into docs/ and into the README between
+    its markers `<!-- {name}:start -->` and `<!-- {name}:end -->`: Table 1 of the study's first
+    dataset, and its measure ranking where it measures."""
+    tables = f"results/tables/{config['datasets'][0]}"
+    docs = {"table1": f"{tables}/table1.md"}
+    if config["measures"]["enabled"]:
+        docs["measures"] = f"{tables}/measure-ranking.md"
+    return docs

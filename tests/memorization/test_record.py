@@ -11,7 +11,7 @@ import torch
 from rethink.data.h5io import read_dataset, write_dataset
 from rethink.data.variants import make_variant
 from rethink.memorization import EXAMPLES_FILE
-from rethink.memorization.figures import MemorizationTables, write_memorization_figure
+from rethink.memorization.figures import MemorizationTables
 from rethink.memorization.record import ExampleRecord, margins
 from rethink.memorization.tables import (
     consistency_table,
@@ -23,7 +23,7 @@ from rethink.memorization.tables import (
 )
 from rethink.results.aggregate import collect_curves, collect_runs
 from rethink.results.catalog import figures_reading
-from rethink.results.figures import figure_paths
+from rethink.results.figures import figure_paths, write_catalog_figure
 from rethink.training.loop import train_run
 from rethink.training.settings import RunConfig
 
@@ -313,7 +313,7 @@ def test_each_memorization_figure_is_drawn_with_its_data(figure, study_runs, tab
         examples=table_paths["examples"], critical=table_paths["critical"],
     )  # fmt: skip
     out = figure_paths(tmp_path / "figures", "mnist5k", figure)
-    write_memorization_figure(figure, tables, "mnist5k", out, dpi=50)
+    write_catalog_figure(figure, tables, "mnist5k", out, dpi=50)
     assert out["png"].stat().st_size > 5000 and out["pdf"].exists()
     data = pd.read_csv(out["csv"])
     assert len(data) > 0 and set(data.model) == {"mlp1x512"}

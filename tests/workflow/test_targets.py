@@ -4,7 +4,7 @@ import copy
 
 from rethink.config import load_study, run_table
 from rethink.results.catalog import KERNEL_FIGURE, Plan, drawable_figures
-from rethink.workflow.targets import docs_figures, final_outputs, run_files
+from rethink.workflow.targets import docs_figures, docs_tables, final_outputs, run_files
 from tests.conftest import REPO
 
 DEFAULT = load_study(REPO / "config.yaml")
@@ -28,14 +28,28 @@ def test_the_default_study_asks_for_every_variant_run_figure_and_table():
         KERNEL_FIGURE,
         *drawable_figures(plan, "runs"),
         *drawable_figures(plan, "memorization"),
+        *drawable_figures(plan, "measures"),
     }
     assert figures_of(outputs, "mnist5k") == expected
+    assert {"measures-vs-gap", "margin-distributions"} <= expected
     for ext in ("png", "pdf", "csv"):
         assert f"results/figures/mnist5k/fig1a.{ext}" in outputs
     tables = "results/tables/mnist5k"
     assert {f"{tables}/table1.{e}" for e in ("csv", "md", "tex")} <= set(outputs)
     assert {f"{tables}/consistency.md", f"{tables}/critical-samples.csv"} <= set(outputs)
+    assert {f"{tables}/measure-ranking.{e}" for e in ("csv", "md")} <= set(outputs)
     assert not any("table2" in o for o in outputs)
+
+
+def test_without_the_measures_no_measure_output_is_asked_for():
+    config = copy.deepcopy(DEFAULT)
+    config["measures"]["enabled"] = False
+    runs = run_table(config)
+    outputs = final_outputs(config, runs)
+    assert not any("measure" in o or "margin" in o for o in outputs)
+    assert "margin-distributions" not in docs_figures(config, runs)
+    assert list(docs_tables(config)) == ["table1"]
+    assert list(docs_tables(DEFAULT)) == ["table1", "measures"]
 
 
 def test_without_runs_only_the_data_and_the_theory_are_asked_for():
@@ -58,15 +72,17 @@ def test_a_jpeg_dataset_gets_table2_and_no_theory():
 def test_without_per_example_records_no_memorization_output_is_asked_for():
     config = copy.deepcopy(DEFAULT)
     config["training"]["record_examples"] = False
+    config["measures"]["enabled"] = False
     for model in config["training"]["models"].values():
         model.pop("critical_examples", None)
     runs = run_table(config)
     outputs = final_outputs(config, runs)
     assert not any("memorization" in o or "consistency" in o for o in outputs)
     assert docs_figures(config, runs) == ["fig1a", "fig1b", "fig1c", "fig2a"]
-    assert docs_figures(DEFAULT, run_table(DEFAULT))[4:] == drawable_figures(
-        Plan(run_table(DEFAULT), critical_measured=True), "memorization"
-    )
+    assert docs_figures(DEFAULT, run_table(DEFAULT))[4:] == [
+        *drawable_figures(Plan(run_table(DEFAULT), critical_measured=True), "memorization"),
+        "margin-distributions",
+    ]
 
 
 def test_run_files_name_each_runs_folder():
