@@ -14,7 +14,7 @@ rule measure_runs:
     log:
         "logs/measures/{dataset}/{variant}.log",
     benchmark:
-        "results/benchmarks/measures/{dataset}/{variant}.tsv"
+        "results/benchmarks/measure_runs/{dataset}/{variant}.tsv"
     conda:
         "../envs/train.yaml"
     threads: 1
