@@ -26,7 +26,7 @@ MAGNITUDE_EPS = 1e-3  # magnitude-aware forms: noise or box sigma |w| + this
 OCTAVES = 12
 CHUNK = 500  # images per forward pass
 # Where each search starts (plain, magnitude-aware): about the scales found for the default
-# study's networks. Elsewhere the bracketing takes a few more steps; the scale found is the same.
+# study's networks. Elsewhere the bracketing takes a few more steps.
 SIGMA_START = (0.02, 0.3)
 ALPHA_START = (0.002, 0.1)
 
@@ -36,8 +36,8 @@ def largest_scale(
 ) -> float:
     """The largest scale s with drop(s) <= target, for a drop that grows with s: first an
     octave [s, 2s] with drop(s) <= target < drop(2s), by doubling or halving from `start`, then
-    `steps` bisections within it, stopping early at a drop within TOLERANCE of the target. 0 if
-    even start * 2**-OCTAVES drops further, inf if start * 2**OCTAVES does not."""
+    `steps` bisections within it, stopping early at a drop within TOLERANCE below the target.
+    0 if even start * 2**-OCTAVES drops further, inf if start * 2**OCTAVES does not."""
     low = high = start
     if drop(start) <= target:
         for _ in range(OCTAVES):
@@ -58,7 +58,7 @@ def largest_scale(
     for _ in range(steps):
         middle = (low + high) / 2
         fall = drop(middle)
-        if abs(fall - target) <= TOLERANCE:
+        if target - TOLERANCE <= fall <= target:
             return middle
         low, high = (middle, high) if fall <= target else (low, middle)
     return low
@@ -138,10 +138,9 @@ def worst_in_box(
     ascent on the cross-entropy within |u| <= `boxes`. Never above the centre's.
 
     A step moves each weight by its half-width times its gradient over the network's largest
-    gradient (in units of half-widths): the weights that matter move most. Sign steps, the
-    l-inf worst case, move every weight by its whole width at once, which at the
-    magnitude-aware floor eps alone costs the MLPs here more than ACCURACY_DROP
-    (docs/measures.md)."""
+    gradient (in units of half-widths): a gradient ascent, as Jiang et al.'s, along which the
+    weights that matter move most; not the box's worst point, which signed steps approach
+    (docs/measures.md: what each gives)."""
     params = _parameters(model)
     worst = data.accuracy(model, params)
     u = {n: (start[n] * boxes[n]).requires_grad_() for n in params}
@@ -151,17 +150,20 @@ def worst_in_box(
         worst = min(worst, float((logits.argmax(1) == data.labels).float().mean()))
         if t == steps:
             break
-        grads = torch.autograd.grad(F.cross_entropy(logits, data.labels), list(u.values()))
+        loss = F.cross_entropy(logits, data.labels)
+        grads = torch.autograd.grad(loss, list(u.values()), allow_unused=True)
         with torch.no_grad():
-            scaled = [g * boxes[n] for n, g in zip(u, grads, strict=True)]
-            largest = max(float(s.abs().max()) for s in scaled) or 1.0
+            scaled = {n: _zero_if_unused(g, u[n]) * boxes[n] for n, g in zip(u, grads, strict=True)}
+            largest = max(float(s.abs().max()) for s in scaled.values()) or 1.0
             u = {
-                n: torch.clamp(
-                    u[n] + boxes[n] * (s / largest), -boxes[n], boxes[n]
-                ).requires_grad_()
-                for n, s in zip(u, scaled, strict=True)
+                n: torch.clamp(u[n] + boxes[n] * s / largest, -boxes[n], boxes[n]).requires_grad_()
+                for n, s in scaled.items()
             }
     return worst
+
+
+def _zero_if_unused(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if grad is None else grad  # a parameter forward does not use
 
 
 def sharpness_alpha(

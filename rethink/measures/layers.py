@@ -18,14 +18,16 @@ BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _forward_trace(model: nn.Module, example: torch.Tensor) -> list[tuple]:
-    """(name, module, input, output) of every weighted layer and batch norm, in the order one
-    eval-mode forward pass of `example` calls them. The tensors are kept, so that identity
-    tells which layer's output a batch norm reads."""
+    """(name, module, input, its version, output, its version) of every weighted layer and batch
+    norm, in the order one eval-mode forward pass of `example` calls them. The tensors are kept,
+    so that identity and version tell which layer's unchanged output a batch norm reads."""
     calls = []
     wanted = {m: n for n, m in model.named_modules() if isinstance(m, WEIGHTED + BATCH_NORMS)}
 
     def record(module, inputs, output):
-        calls.append((wanted[module], module, inputs[0], output))
+        # versions: an in-place op between a layer and a batch norm changes its output's
+        x = inputs[0]
+        calls.append((wanted[module], module, x, x._version, output, output._version))
 
     hooks = [m.register_forward_hook(record) for m in wanted]
     try:
@@ -43,11 +45,11 @@ def fold_batch_norm(model: nn.Module, example: torch.Tensor) -> nn.Module:
     what the pair computed in eval mode) and replaced with nn.Identity."""
     folded = copy.deepcopy(model).eval()
     producers = {}
-    for name, module, read, wrote in _forward_trace(folded, example):
+    for name, module, read, read_version, wrote, wrote_version in _forward_trace(folded, example):
         if isinstance(module, WEIGHTED):
-            producers[id(wrote)] = name
-        elif id(read) in producers:
-            layer = producers.pop(id(read))
+            producers[id(wrote)] = (name, wrote_version)
+        elif producers.get(id(read), (None, None))[1] == read_version:
+            layer, _ = producers.pop(id(read))
             fuse = (
                 fuse_linear_bn_eval
                 if isinstance(folded.get_submodule(layer), nn.Linear)
@@ -55,6 +57,13 @@ def fold_batch_norm(model: nn.Module, example: torch.Tensor) -> nn.Module:
             )
             folded.set_submodule(layer, fuse(folded.get_submodule(layer), module))
             folded.set_submodule(name, nn.Identity())
+    with torch.no_grad():
+        if not torch.allclose(folded(example), model.eval()(example), rtol=1e-3, atol=1e-4):
+            raise ValueError(
+                f"{type(model).__name__}: folding its batch norms changed its output (a layer's "
+                "output read by a batch norm and by something else?); rethink.measures.layers "
+                "folds a batch norm only into the layer whose output it alone reads"
+            )
     return folded
 
 
@@ -62,7 +71,7 @@ def weighted_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     """The convolutions and linear layers of `model`, in the order its forward pass calls them
     (each once)."""
     seen = {}
-    for _, module, _, _ in _forward_trace(model, example):
+    for _, module, *_ in _forward_trace(model, example):
         if isinstance(module, WEIGHTED):
             seen.setdefault(module, None)
     return list(seen)

@@ -91,6 +91,11 @@ def measure_run(run_dir: Path, inputs: torch.Tensor, labels: torch.Tensor, setti
     device = inputs.device
     final, initial = (load_run_model(run_dir, which, device) for which in ("final", "initial"))
     m = len(labels)
+    if not all(torch.isfinite(p).all() for p in final.state_dict().values()):
+        log.warning("%s: its final weights are not all finite (diverged): no measure", run_dir)
+        margins = pd.DataFrame({"example": np.arange(m), "label": labels.cpu().numpy(),
+                                "margin": math.nan, "normalized_margin": math.nan})  # fmt: skip
+        return dict.fromkeys(MEASURES, math.nan), {"train_images": m}, margins
     example = inputs[:2]
     timer = Timer()
 
@@ -104,7 +109,7 @@ def measure_run(run_dir: Path, inputs: torch.Tensor, labels: torch.Tensor, setti
         log_r = norms["log_spectral_complexity"]
         path = path_norm(final, example)
     data_norm = float(inputs.double().norm())
-    normalized = margins / (math.exp(log_r) * data_norm / m)
+    normalized = margins * math.exp(-log_r - math.log(data_norm / m))  # R overflows: its log
     values = {"params": float(sum(p.numel() for p in final.parameters())), **norms}
     values["path_norm"] = path
     if gamma > 0:  # over the margin: defined where 90% of the examples are fitted

@@ -17,6 +17,9 @@ from rethink.results.aggregate import read_table
 from rethink.runs import RUN_FIELDS
 
 FACTORS = ["variant", "model", "regularizer", "seed"]  # the dataset is fixed within a table
+# What the mean granulated tau (Jiang et al.'s Psi) averages: the hyperparameters. A seed is not
+# one: its column compares runs whose gaps differ by chance alone.
+HYPERPARAMETERS = ["variant", "model", "regularizer"]
 
 
 def kendall_tau(x, y) -> float:
@@ -61,10 +64,10 @@ def measure_table(runs: pd.DataFrame, measure_files: list[str | Path]) -> pd.Dat
 def ranking(table: pd.DataFrame) -> pd.DataFrame:
     """One row per measure, over the fitted runs: tau with the gap over all of them, the
     granulated tau per factor with its number of groups, and the mean of the granulated taus
-    (Jiang et al.'s Psi, over the factors that have a group)."""
+    (Jiang et al.'s Psi, over the hyperparameters, not the seed, that have a group)."""
     fitted = table[table.fitted.astype(bool)]
-    wide = fitted.pivot_table(index=[*RUN_FIELDS, "gap"], columns="measure", values="value",
-                              dropna=False).reset_index()  # fmt: skip
+    wide = fitted.pivot(index=[*RUN_FIELDS, "gap"], columns="measure", values="value")
+    wide = wide.reset_index()
     rows = []
     for measure in MEASURES:
         values = wide[measure] if measure in wide else pd.Series(np.nan, index=wide.index)
@@ -78,7 +81,7 @@ def ranking(table: pd.DataFrame) -> pd.DataFrame:
         for factor in FACTORS:
             tau, groups = granulated_tau(wide.assign(**{measure: values}), measure, factor)
             row[f"tau_{factor}"], row[f"groups_{factor}"] = tau, groups
-            if groups:
+            if groups and factor in HYPERPARAMETERS:
                 granulated.append(tau)
         row["tau_granulated_mean"] = float(np.mean(granulated)) if granulated else np.nan
         rows.append(row)
@@ -91,7 +94,7 @@ def ranking_markdown(ranked: pd.DataFrame, n_runs: int) -> str:
     factors = [f for f in FACTORS if ranked[f"groups_{f}"].max() > 0]
     header = ["measure", "family", "tau (all)"]
     header += [f"{f} ({int(ranked[f'groups_{f}'].max())} groups)" for f in factors]
-    header.append("mean granulated")
+    header.append("mean granulated (no seed)")
     lines = [f"Kendall's tau with the generalization gap over {n_runs} fitted runs", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
 

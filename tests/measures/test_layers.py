@@ -58,3 +58,24 @@ def test_folding_the_registered_inception_keeps_its_eval_mode_output():
     folded = fold_batch_norm(model, x[:2])
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
     torch.testing.assert_close(folded(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+class InPlaceBetween(nn.Module):
+    """A batch norm that reads a convolution's output after an in-place ReLU changed it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.relu = nn.ReLU(inplace=True)
+        self.norm = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return self.norm(self.relu(self.conv(x))).flatten(1)
+
+
+def test_a_batch_norm_after_an_in_place_op_is_not_folded_into_the_layer_before_it():
+    model = randomized_batch_norms(InPlaceBetween())
+    x = torch.randn(4, 2, 5, 5)
+    folded = fold_batch_norm(model, x[:2])
+    assert isinstance(folded.norm, nn.BatchNorm2d)
+    torch.testing.assert_close(folded(x), model.eval()(x))

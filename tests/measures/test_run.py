@@ -104,3 +104,22 @@ def test_a_study_with_the_measures_off_plans_no_measure_job(tmp_path):
     assert not {"measure_runs", "measure_tables", "plot_measure_figure"} & set(
         job_stats(off.stdout)
     )
+
+
+def test_a_run_whose_weights_diverged_gets_no_measure_and_stops_nothing(tmp_path):
+    from rethink.measures.run import measure_run
+    from rethink.models import build_model
+    from rethink.models.weights import save_weights
+
+    run_dir = tmp_path / "mnist5k/true/mlp1x512/none/seed0"
+    run_dir.mkdir(parents=True)
+    initial = build_model("mlp1x512", (1, 4, 4), 3, 0.0)
+    final = build_model("mlp1x512", (1, 4, 4), 3, 0.0)
+    with torch.no_grad():
+        next(final.parameters())[0, 0] = float("nan")
+    spec = {"model": "mlp1x512", "input_shape": [1, 4, 4], "n_classes": 3, "dropout": 0.0}
+    save_weights(run_dir / "weights.safetensors", initial, final, spec)
+    inputs, labels = torch.randn(20, 1, 4, 4), torch.randint(0, 3, (20,))
+    measures, search, margins = measure_run(run_dir, inputs, labels, None)
+    assert set(measures) == set(MEASURES) and all(np.isnan(v) for v in measures.values())
+    assert len(margins) == 20 and margins.margin.isna().all()

@@ -77,3 +77,11 @@ def test_ranking_uses_fitted_runs_and_orders_measures_by_tau():
     fitted = runs[runs.seed == 0]
     expected = kendalltau(fitted.m, fitted.gap).statistic
     assert ranked.loc["frob_sum", "tau"] == pytest.approx(expected)
+
+
+def test_the_mean_granulated_tau_averages_the_hyperparameters_not_the_seed():
+    long = runs_table().rename(columns={"m": "value"}).assign(measure="frob_sum", fitted=True)
+    ranked = ranking(long).set_index("measure")
+    # variant +1 (4 groups), model -1 (6 groups), no regularizer group; seed -1 left out
+    assert ranked.loc["frob_sum", "tau_seed"] == -1.0
+    assert ranked.loc["frob_sum", "tau_granulated_mean"] == 0.0
