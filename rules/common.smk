@@ -31,7 +31,7 @@ from rethink.training.run_lock import WORKFLOW_PID_VARIABLE
 from rethink.workflow import targets
 from rethink.workflow.gpus import JOBS_PER_GPU_VARIABLE
 from rethink.workflow.mps import start_mps, stop_mps
-from rethink.workflow.resources import TrainingResources
+from rethink.workflow.resources import TrainingResources, array_rules
 from rethink.workflow.checkpoints import checkpointed_runs, remove_finished_checkpoints
 from rethink.workflow.fingerprints import code_fingerprint
 from rethink.workflow.sources import workdir_relative
@@ -60,6 +60,7 @@ onstart:
     from rethink.models.checks import check_study_models
 
     check_study_models(config, RUNS)
+    RESOURCES.check_arrays()
     if config["gpus"]["mps"] and workflow.local_exec and start_mps():
         atexit.register(stop_mps)
 
@@ -79,7 +80,14 @@ RUNS = run_table(config)  # one row per training run: dataset, variant, model, r
 RECORD_EXAMPLES = config["training"]["record_examples"]
 RUN_EXAMPLES = {"examples": f"{RUN_DIR}/{EXAMPLES_FILE}"} if RECORD_EXAMPLES else {}
 KERNEL_VARIANTS = targets.kernel_variants(config)
-RESOURCES = TrainingResources(config)  # rule train_run's threads, priority and resources
+# Rule train_run's threads, priority and resources; uniform over the study's runs when they go
+# out as SLURM job arrays (`--slurm-array-jobs train_run`), which share their first job's. The
+# executor's settings are known once the workflow executes, after this file is parsed.
+RESOURCES = TrainingResources(
+    config,
+    RUNS,
+    in_arrays=lambda: bool({"train_run", "all"} & array_rules(workflow.executor_settings)),
+)
 
 
 wildcard_constraints:

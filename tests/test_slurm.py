@@ -63,10 +63,18 @@ STUDY = {
 }
 
 
+def slurm_array_command() -> str:
+    """The README's line for many short runs: training jobs as SLURM job arrays."""
+    return re.search(r"`(snakemake --profile slurm --slurm-array-jobs \S+)`", readme())[1]
+
+
+def readme() -> str:
+    return (REPO / "README.md").read_text()
+
+
 def slurm_recipe() -> list[str]:
     """The command lines of the README's SLURM recipe, in order."""
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"<!-- slurm:start -->\n```\n(.*?)```\n<!-- slurm:end -->", readme, re.S)
+    block = re.search(r"<!-- slurm:start -->\n```\n(.*?)```\n<!-- slurm:end -->", readme(), re.S)
     return [line for line in block[1].splitlines() if line.strip()]
 
 
@@ -90,10 +98,10 @@ def install_profile(cluster, config_home: Path) -> Path:
     return installed
 
 
-def run_locally(root: Path) -> None:
+def run_locally(root: Path, study: dict = STUDY, cores: int = 1) -> None:
     root.mkdir()
-    (root / "config.yaml").write_text(yaml.safe_dump(STUDY))
-    result = run_snakemake(root, "--cores", "1", timeout=900)
+    (root / "config.yaml").write_text(yaml.safe_dump(study))
+    result = run_snakemake(root, "--cores", str(cores), timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
 
 
@@ -304,3 +312,54 @@ def test_a_two_task_distributed_job_through_the_profile_equals_a_local_run(distr
         )  # fmt: skip
     summary = json.loads((slurm / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["epochs"] == 3
+
+
+# Eight short runs that become ready together (one variant), of two models with different wall
+# times: 1 minute for mlp1x512, 1 + 500 x 2 epochs x 4,000 images / 10^6 = 5 for mlp3x512.
+ARRAY_STUDY = {
+    "datasets": ["mnist5k"],
+    "variants": {"names": ["true"]},
+    "runs": [{"models": ["mlp1x512", "mlp3x512"], "seeds": [0, 1, 2, 3]}],
+    "training": {"device": "cpu", "max_epochs": 2, "record_examples": False},
+    "cluster": {"minutes_base": 1, "minutes_per_million_images": {"mlp1x512": 0, "mlp3x512": 500}},
+}
+
+
+@pytest.fixture(scope="module")
+def arrays(tmp_path_factory):
+    """ARRAY_STUDY with the README's array line on SLURM and, at the same time, locally:
+    (local folder, SLURM folder, SLURM's Snakemake output, SLURM's accounting records)."""
+    tmp = tmp_path_factory.mktemp("arrays")
+    local, slurm = tmp / "local", tmp / "study"
+    with ThreadPoolExecutor(1) as pool:
+        local_run = pool.submit(run_locally, local, ARRAY_STUDY, 1)
+        with local_slurm_cluster(tmp / "cluster", memory_mb=20000) as cluster:
+            install_profile(cluster, tmp / "config")
+            copy_workflow(slurm, ARRAY_STUDY)
+            env = cluster.env | {"XDG_CONFIG_HOME": str(tmp / "config")}
+            args = shlex.split(slurm_array_command())[1:]
+            result = run_snakemake(slurm, *args, timeout=900, repo=slurm, env=env)
+            assert result.returncode == 0, result.stderr[-5000:]
+            jobs = cluster.accounted_jobs()
+        local_run.result()
+    return local, slurm, result.stderr, jobs
+
+
+def test_many_short_runs_go_out_as_one_job_array_with_the_local_results(arrays):
+    local, slurm, output, jobs = arrays
+    submitted = re.findall(r"array job with Snakemake IDs (\S+) and SLURM job ID (\d+)", output)
+    assert len(submitted) == 1 and len(submitted[0][0].split(",")) == 8, output[-3000:]
+    tasks = [job for job in jobs if job["JobID"].startswith(f"{submitted[0][1]}_")]
+    assert sorted(job["JobID"] for job in tasks) == [f"{submitted[0][1]}_{i}" for i in range(1, 9)]
+    assert all(job["State"] == "COMPLETED" for job in tasks)
+    # Every task has the study's longest wall time (mlp3x512's), whichever run it trains.
+    assert {job["Timelimit"] for job in tasks} == {"00:05:00"}
+    assert finished_files(slurm) == finished_files(local)
+    summaries = sorted((slurm / "results/runs").rglob("summary.json"))
+    assert len(summaries) == 8
+    for summary in summaries:
+        run_dir = summary.parent.relative_to(slurm)
+        ours, theirs = run_numbers(slurm / run_dir), run_numbers(local / run_dir)
+        pd.testing.assert_frame_equal(ours[0], theirs[0])
+        pd.testing.assert_frame_equal(ours[1], theirs[1])
+        assert ours[2] == theirs[2] and ours[2]["epochs"] == 2

@@ -10,10 +10,14 @@ requeue, never the work already done.
 
 import functools
 import math
+from collections.abc import Callable
 
-from rethink.config import run_config
+import pandas as pd
+
+from rethink.config import ConfigError, run_config
 from rethink.data.datasets import DATASETS, DatasetSource
 from rethink.models import MODELS, models_slowest_first
+from rethink.runs import RunKey
 from rethink.training.settings import RunConfig, is_streamed
 
 # Host memory per pixel of the dataset: the uint8 (or float32) images as read, their float32
@@ -50,13 +54,57 @@ def training_mem_mb(dataset: DatasetSource, cluster: dict, run: RunConfig | None
     return cluster["mem_mb_base"] + math.ceil(BYTES_PER_PIXEL * pixels / 2**20)
 
 
+def array_rules(executor_settings) -> set[str]:
+    """The rules the SLURM executor plugin submits as job arrays (`--slurm-array-jobs`; "all"
+    for every rule); none under another executor."""
+    names = getattr(executor_settings, "array_jobs", None) or ""
+    return {name.strip() for name in names.replace(";", ",").split(",") if name.strip()}
+
+
 class TrainingResources:
     """The train_run rule's threads, priority and resources, as functions of a job's wildcards
     (dataset, variant, model, regularizer, seed). Snakemake calls several of them per job: each
-    run's settings are built once."""
+    run's settings are built once.
 
-    def __init__(self, config: dict):
+    When train_run goes out as SLURM job arrays (`in_arrays()`, asked once the executor is
+    known), every run asks for the longest wall time and largest memory of the study's `runs`:
+    the plugin submits an array with its first job's resources for all. Runs that need other
+    CPUs, GPUs or nodes cannot share an array: that raises before any job is submitted."""
+
+    def __init__(
+        self,
+        config: dict,
+        runs: pd.DataFrame | None = None,
+        in_arrays: Callable[[], bool] = lambda: False,
+    ):
         self.config = config
+        self.runs = runs
+        self.in_arrays = in_arrays
+
+    def check_arrays(self) -> None:
+        """Raise now, before any job starts, if the study's runs cannot share job arrays."""
+        _ = self.array_runs
+
+    @functools.cached_property
+    def array_runs(self) -> list[RunKey] | None:
+        """The study's runs when they go out as arrays, else None."""
+        if not self.in_arrays():
+            return None
+        runs = [RunKey(**row) for row in self.runs.to_dict("records")]
+        asks = {self._hardware(w): w for w in runs}
+        if len(asks) > 1:
+            (first, one), (second, other) = list(asks.items())[:2]
+            raise ConfigError(
+                "--slurm-array-jobs train_run: an array gives every run its first run's CPUs, "
+                f"GPUs and nodes, and run {one.path()} asks for {first}, run {other.path()} "
+                f"for {second}; submit train_run as single jobs, or give the study's runs one "
+                "training.gpus_per_node, nodes and loader_workers"
+            )
+        return runs
+
+    def _hardware(self, wildcards) -> str:
+        gpus = self.slurm_extra(wildcards) or f"{self.gpus(wildcards) or 0} GPU(s)"
+        return f"{self.threads(wildcards)} CPU(s), {gpus}, {self.nodes(wildcards) or 1} node(s)"
 
     @functools.cache  # noqa: B019 (one instance per workflow)
     def settings(self, model: str, regularizer: str, seed: str) -> RunConfig:
@@ -105,12 +153,22 @@ class TrainingResources:
 
     def runtime(self, wildcards, attempt: int) -> int:
         """Minutes a cluster job may train; each retry gets more and resumes."""
+        if self.array_runs:
+            return max(self._runtime(w, attempt) for w in self.array_runs)
+        return self._runtime(wildcards, attempt)
+
+    def _runtime(self, wildcards, attempt: int) -> int:
         dataset = DATASETS[wildcards.dataset]
         return training_runtime_minutes(
             self.run(wildcards), dataset, self.config["cluster"], attempt
         )
 
     def mem_mb(self, wildcards) -> int:
+        if self.array_runs:
+            return max(self._mem_mb(w) for w in self.array_runs)
+        return self._mem_mb(wildcards)
+
+    def _mem_mb(self, wildcards) -> int:
         dataset = DATASETS[wildcards.dataset]
         return training_mem_mb(dataset, self.config["cluster"], self.run(wildcards))
 

@@ -3,13 +3,14 @@ enough for the largest dataset, measured on a real run."""
 
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
 
-from rethink.config import load_study
+from rethink.config import ConfigError, load_study, run_table
 from rethink.data.datasets import DATASETS
 from rethink.data.h5io import ImageDataset, Split, write_dataset
 from rethink.models import MODELS, ModelSpec
@@ -17,6 +18,7 @@ from rethink.training.settings import RunConfig
 from rethink.workflow import resources as resources_module
 from rethink.workflow.resources import (
     TrainingResources,
+    array_rules,
     training_mem_mb,
     training_runtime_minutes,
 )
@@ -136,3 +138,49 @@ def test_a_runs_settings_are_built_once_for_all_its_resources(monkeypatch):
     jobs, w = resources(), wildcards()
     jobs.threads(w), jobs.gpus(w), jobs.runtime(w, 1), jobs.mem_mb(w), jobs.params(w)
     assert len(built) == 1
+
+
+def array_resources(study: dict, folder: Path) -> TrainingResources:
+    """Resources of a study (the default one's keys, with `study`'s) sent out as arrays."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    training = config["training"] | study.get("training", {})
+    (folder / "study.yaml").write_text(yaml.safe_dump(config | study | {"training": training}))
+    config = load_study(folder / "study.yaml")
+    return TrainingResources(config, run_table(config), in_arrays=lambda: True)
+
+
+def test_runs_in_a_slurm_array_ask_for_the_longest_time_and_largest_memory_of_the_study(tmp_path):
+    """The SLURM plugin gives an array's every task its first job's wall time and memory."""
+    study = {
+        "datasets": ["mnist5k", "cifar10"],
+        "runs": [{"models": ["mlp1x512", "inception"], "variants": ["true"]}],
+        "training": {"max_epochs": 200},
+    }
+    single, arrays = resources(max_epochs=200), array_resources(study, tmp_path)
+    small, large = wildcards("mlp1x512"), wildcards("inception", dataset="cifar10")
+    assert single.runtime(small, 1) < single.runtime(large, 1) == 70
+    assert single.mem_mb(small) < single.mem_mb(large) == 6110
+    for w in (small, large):
+        assert (arrays.runtime(w, 1), arrays.runtime(w, 2), arrays.mem_mb(w)) == (70, 140, 6110)
+
+
+def test_runs_that_need_other_gpus_cannot_share_an_array(tmp_path):
+    study = {
+        "runs": [{"models": ["mlp1x512", "mlp3x512"], "variants": ["true"]}],
+        "training": {"models": {"mlp3x512": {"gpus_per_node": 2, "batch_size": 128}}},
+    }
+    message = r"^--slurm-array-jobs train_run: .* 1 CPU\(s\), 1 GPU\(s\), 1 node\(s\), run "
+    with pytest.raises(ConfigError, match=message + r".*/mlp3x512/none/seed0 for 2 CPU\(s\), 2 GP"):
+        array_resources(study, tmp_path).mem_mb(wildcards())
+    study["training"]["models"]["mlp3x512"]["gpus_per_node"] = 1
+    assert array_resources(study, tmp_path).mem_mb(wildcards()) > 4000
+
+
+@pytest.mark.parametrize(
+    ("setting", "rules"),
+    [(None, set()), ("", set()), ("train_run", {"train_run"}),
+     ("write_variant; train_run", {"write_variant", "train_run"}), ("all", {"all"})],
+)  # fmt: skip
+def test_the_array_rules_are_read_from_the_slurm_plugins_setting(setting, rules):
+    assert array_rules(SimpleNamespace(array_jobs=setting)) == rules
+    assert array_rules(None) == set()  # another executor's settings have no such field
