@@ -3,13 +3,14 @@ on images whose pixels say where they came from."""
 
 import math
 
+import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from rethink.training import inception_preprocessing as inception
 from rethink.training.inception_preprocessing import (
-    AREA_RANGE,
-    ASPECT_RANGE,
+    adjust_contrast,
     distort_color,
     inception_input,
     random_crop_box,
@@ -30,17 +31,95 @@ def test_evaluation_takes_the_central_87_5_percent_scaled_to_minus_1_1():
     torch.testing.assert_close(x, expected)
 
 
-def test_crop_boxes_cover_the_papers_area_and_aspect_and_every_position():
-    h, w = 12, 16
-    boxes = [random_crop_box(h, w, torch.Generator().manual_seed(s)) for s in range(3000)]
-    for top, left, height, width in boxes:
+def tf_crop_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """TF's sample_distorted_bounding_box as tensorflow/core/kernels/image/
+    sample_distorted_bounding_box_op.cc computes it, transliterated line by line in float32,
+    with TF-slim's arguments: the whole image as the object box, min_object_covered 0.1,
+    aspect_ratio_range (0.75, 1.33), area_range (0.05, 1.0), max_attempts 100."""
+    f32 = np.float32
+    min_area, max_area = f32(0.05) * f32(w) * f32(h), f32(1.0) * f32(w) * f32(h)
+    for _ in range(100):
+        aspect_ratio = f32(rng.random()) * (f32(1.33) - f32(0.75)) + f32(0.75)
+        # GenerateRandomCrop
+        height = int(np.rint(np.sqrt(min_area / aspect_ratio)))
+        max_height = int(np.rint(np.sqrt(max_area / aspect_ratio)))
+        if int(np.rint(max_height * aspect_ratio)) > w:
+            max_height = int((w + 0.5 - 0.0000001) / aspect_ratio)
+            if int(np.rint(max_height * aspect_ratio)) > w:
+                max_height -= 1
+        if max_height > h:
+            max_height = h
+        if height >= max_height:
+            height = max_height
+        if height < max_height:
+            height += int(rng.integers(max_height - height + 1))
+        width = int(np.rint(height * aspect_ratio))
+        area = f32(width * height)
+        if area < min_area:
+            height += 1
+            width = int(np.rint(height * aspect_ratio))
+            area = f32(width * height)
+        if area > max_area:
+            height -= 1
+            width = int(np.rint(height * aspect_ratio))
+            area = f32(width * height)
+        if (
+            area < min_area
+            or area > max_area
+            or width > w
+            or height > h
+            or width <= 0
+            or height <= 0
+        ):
+            continue
+        y = int(rng.integers(h - height)) if height < h else 0
+        x = int(rng.integers(w - width)) if width < w else 0
+        # SatisfiesOverlapConstraints against the whole image
+        if width * height >= 1 and width * height / (w * h) >= 0.1:
+            return y, x, height, width
+    return 0, 0, h, w
+
+
+def crop_statistics(boxes, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each box's area as a fraction of the image, and its aspect ratio (width / height)."""
+    boxes = np.array(boxes)
+    return boxes[:, 2] * boxes[:, 3] / (h * w), boxes[:, 3] / boxes[:, 2]
+
+
+@pytest.mark.parametrize(("h", "w"), [(375, 500), (500, 375), (333, 333), (120, 900)])
+def test_crop_boxes_follow_tfs_sample_distorted_bounding_box(h, w):
+    """20,000 boxes of ours against 20,000 of the transliteration: the distributions of area
+    and aspect ratio may not differ (two-sample Kolmogorov-Smirnov)."""
+    ours = [random_crop_box(h, w, torch.Generator().manual_seed(s)) for s in range(20000)]
+    rng = np.random.default_rng(0)
+    theirs = [tf_crop_box(h, w, rng) for _ in range(20000)]
+    for our, their in zip(crop_statistics(ours, h, w), crop_statistics(theirs, h, w), strict=True):
+        assert scipy.stats.ks_2samp(our, their).pvalue > 1e-3
+    for top, left, height, width in ours:  # TF's offsets: [0, h - height), never the last row
         assert 0 <= top and top + height <= h and 0 <= left and left + width <= w
-        # the sampled area and aspect, up to rounding each side to whole pixels
-        assert AREA_RANGE[0] * h * w * 0.6 <= height * width <= h * w
-        assert ASPECT_RANGE[0] * 0.6 <= width / height <= ASPECT_RANGE[1] / 0.6
-    assert min(left for _, left, _, _ in boxes) == 0 and min(top for top, *_ in boxes) == 0
-    assert max(left + width for _, left, _, width in boxes) == w
-    assert max(top + height for top, _, height, _ in boxes) == h
+        assert (top + height < h or height == h) and (left + width < w or width == w)
+    area, aspect = crop_statistics(ours, h, w)
+    assert area.min() >= 0.1 and 0.75 - 1 / 50 < aspect.min() and aspect.max() < 1.33 + 1 / 50
+    if (h, w) == (375, 500):  # an ILSVRC-sized image: the mean area TF's sampler gives
+        assert abs(area.mean() - 0.388) < 3 * area.std() / math.sqrt(len(area))
+
+
+def test_a_box_that_fits_no_attempt_falls_back_to_the_whole_image():
+    """10 x 1000: no box of ratio 0.75-1.33 covers 10% of it, in TF's sampler or ours."""
+    assert tf_crop_box(10, 1000, np.random.default_rng(0)) == (0, 0, 10, 1000)
+    assert random_crop_box(10, 1000, torch.Generator().manual_seed(0)) == (0, 0, 10, 1000)
+
+
+def test_contrast_scales_each_channel_about_its_own_mean():
+    """tf.image.adjust_contrast: (x - mean) * factor + mean, the mean per channel."""
+    x = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(0))
+    x[0] *= 0.2  # channels with different means, where one grey mean would shift colours
+    pixels = x.numpy()
+    mean = pixels.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(
+        adjust_contrast(x, 1.4).numpy(), (pixels - mean) * 1.4 + mean, atol=1e-6
+    )
+    torch.testing.assert_close(adjust_contrast(x, 1.4).mean(dim=(1, 2)), x.mean(dim=(1, 2)))
 
 
 def test_augmentation_flips_left_to_right_only(monkeypatch):
