@@ -67,7 +67,8 @@ from rethink.data.h5io import ImageDataset, Split, write_dataset
 from rethink.device import setup_device
 from rethink.models import models_taking
 from rethink.training.compiled import compile_model
-from rethink.training.loop import make_model, make_optimizer, train_run
+from rethink.training.loop import make_model, train_run
+from rethink.training.optimizers import make_optimizer
 from rethink.training.precision import PRECISIONS, PrecisionError, resolve_precision
 from rethink.training.settings import RunConfig
 from rethink.workflow.mps import start_mps, stop_mps

@@ -38,7 +38,8 @@ from train_throughput import add_device_arguments, device_from
 
 from rethink.config import load_study, run_config, run_table
 from rethink.data.datasets import DATASETS
-from rethink.training.loop import make_model, make_optimizer
+from rethink.training.loop import make_model
+from rethink.training.optimizers import make_optimizer
 from rethink.training.precision import resolve_precision
 
 

@@ -85,6 +85,7 @@ def check_config(config: dict) -> dict:
         _check_regularizer(name, "training.regularizers")
     _check_critical(config["training"])
     _check_precision(config["training"])
+    _check_aux_heads(config)
     _check_logging(config.get("logging", {}))
     for model in config["cluster"]["minutes_per_million_images"]:
         _check_model(model, "cluster.minutes_per_million_images")
@@ -242,6 +243,20 @@ def _check_critical(training: dict) -> None:
                 "samples need training.record_examples: true (they are stored in examples.h5); "
                 "set it, or set critical_examples to 0"
             )
+
+
+def _check_aux_heads(config: dict) -> None:
+    """An auxiliary loss needs a model with an auxiliary head."""
+    for grid in config["runs"]:
+        for model, regularizer in itertools.product(grid["models"], grid["regularizers"]):
+            if run_config(config, model, regularizer, 0).aux_loss_weight and not (
+                MODELS[model].aux_head
+            ):
+                heads = ", ".join(name for name, spec in MODELS.items() if spec.aux_head)
+                raise ConfigError(
+                    f"config key 'training.aux_loss_weight': model '{model}' has no auxiliary "
+                    f"head (models with one: {heads}); set it under training.models for those"
+                )
 
 
 def _check_logging(logging: dict) -> None:

@@ -96,6 +96,13 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
             "training.device is cpu",
         ),
         ({"gpus": {"jobs_per_gpu": 0}}, "config key 'gpus.jobs_per_gpu': 0 is less than"),
+        (
+            {"runs": [{"models": ["mlp1x512"]}], "training": {"aux_loss_weight": 0.4}},
+            "config key 'training.aux_loss_weight': model 'mlp1x512' has no auxiliary head "
+            "(models with one: inception-v3)",
+        ),
+        ({"training": {"optimizer": "adam"}}, "config key 'training.optimizer': 'adam' is not"),
+        ({"training": {"weight_decay_on": "bias"}}, "'training.weight_decay_on': 'bias' is not"),
         # Values JSON schema lets through: NaN passes every bound, 1500.0 counts as an integer,
         # and `\d` matches every script's digits.
         ({"training": {"lr": float("nan")}}, "config key 'training.lr': nan is not a finite"),

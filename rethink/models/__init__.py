@@ -28,6 +28,9 @@ class ModelSpec:
     minutes_per_million_images: float = 6.0
     # The paper's model this one stands in for (a narrowed one: its Table 1 row); None: itself.
     stands_for: str | None = None
+    # Whether its builder takes aux_logits=True: an auxiliary head whose loss training adds
+    # (training.aux_loss_weight), its output then (logits, auxiliary logits) in training mode.
+    aux_head: bool = False
 
     def build_function(self):
         module, _, name = self.builder.partition(":")
@@ -61,6 +64,7 @@ MODELS: dict[str, ModelSpec] = {
         0.1,
         min_size=75,
         minutes_per_million_images=12,
+        aux_head=True,
     ),  # fmt: skip
 }
 
@@ -99,9 +103,14 @@ def models_taking(size: int) -> list[str]:
     return [name for name, spec in MODELS.items() if spec.min_size <= size]
 
 
-def build_model(name: str, input_shape, n_classes: int, dropout: float = 0.0) -> nn.Module:
+def build_model(
+    name: str, input_shape, n_classes: int, dropout: float = 0.0, **options
+) -> nn.Module:
+    """Model `name` for inputs of `input_shape` (C, H, W): its entry's options, then `options`
+    (aux_logits=True for an entry with an auxiliary head)."""
     spec = MODELS[name]
-    return spec.build_function()(tuple(input_shape), n_classes, dropout=dropout, **spec.options)
+    options = spec.options | options
+    return spec.build_function()(tuple(input_shape), n_classes, dropout=dropout, **options)
 
 
 def count_parameters(model: nn.Module) -> int:

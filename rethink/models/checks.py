@@ -17,9 +17,10 @@ from rethink.models import MODELS, build_model
 PROBE_CLASSES = 7
 
 
-def check_model(name: str, channels: int, size: int) -> None:
+def check_model(name: str, channels: int, size: int, aux: bool = False) -> None:
     """Build model `name` for `channels` x `size` x `size` inputs and run two of them (and two
-    of its declared smallest size) through it, on the CPU."""
+    of its declared smallest size) through it, on the CPU; with `aux`, also its auxiliary head
+    in training mode at `size`."""
     spec = MODELS[name]
     what = f"model '{name}' ({spec.builder})"
     try:
@@ -46,6 +47,8 @@ def check_model(name: str, channels: int, size: int) -> None:
                 f"{what}: fails on 2 inputs of (C, H, W) = {shape}{smallest}: "
                 f"{type(err).__name__}: {err}; {FIX}"
             ) from None
+        if aux and side == size:
+            _check_aux_head(name, what, (channels, size, size))
         if tuple(logits.shape) != (2, PROBE_CLASSES):
             raise ExtensionError(
                 f"{what}: returns outputs of shape {tuple(logits.shape)} for 2 inputs and "
@@ -58,13 +61,30 @@ def check_study_models(config: dict, runs) -> None:
     """check_model for every (model, dataset) pair the study's `runs` train, at the input size
     its runs train on: the crop of an in-memory dataset's images, an encoded dataset's own."""
     probes = set()
-    for dataset, model in set(zip(runs.dataset, runs.model, strict=True)):
-        source = DATASETS[dataset]
-        size = (
-            source.image_shape[0]
-            if source.encoded
-            else run_config(config, model, "none", 0).crop_size
-        )
-        probes.add((model, source.image_shape[2], size))
+    for dataset, model, regularizer in set(
+        zip(runs.dataset, runs.model, runs.regularizer, strict=True)
+    ):
+        source, run = DATASETS[dataset], run_config(config, model, regularizer, 0)
+        size = source.image_shape[0] if source.encoded else run.crop_size
+        probes.add((model, source.image_shape[2], size, bool(run.aux_loss_weight)))
     for probe in sorted(probes):
         check_model(*probe)
+
+
+def _check_aux_head(name: str, what: str, shape: tuple[int, int, int]) -> None:
+    """Training mode with the auxiliary head gives (logits, auxiliary logits)."""
+    try:
+        model = build_model(name, shape, PROBE_CLASSES, aux_logits=True).train()
+        with torch.no_grad():
+            outputs = model(torch.zeros(2, *shape))
+    except Exception as err:
+        raise ExtensionError(
+            f"{what}: with its auxiliary head (training.aux_loss_weight), fails on 2 inputs of "
+            f"(C, H, W) = {shape}: {type(err).__name__}: {err}; {FIX}"
+        ) from None
+    shapes = [tuple(o.shape) for o in outputs] if isinstance(outputs, tuple) else None
+    if shapes != [(2, PROBE_CLASSES)] * 2:
+        raise ExtensionError(
+            f"{what}: with its auxiliary head, training mode must give (logits, auxiliary "
+            f"logits) of shape (2, {PROBE_CLASSES}) each; gives {shapes or type(outputs)}; {FIX}"
+        )

@@ -1,7 +1,10 @@
 """One training run, as in Zhang et al. 2017, Section 4: SGD with momentum, a learning rate
 decayed by a constant factor every 391 steps (the paper's CIFAR-10 epoch: RunConfig.lr_at), no
 explicit regularization unless asked for, and a stop as soon as the network classifies the
-whole training set correctly ("fitted").
+whole training set correctly ("fitted"). ImageNet's runs follow TF's Inception recipe instead,
+through the same loop and config keys: RMSProp (rethink.training.optimizers), an auxiliary
+head's loss, label smoothing, batch norm without scale, and a moving average of the weights
+evaluated beside them (rethink.training.averaging).
 
 Every run trains in this one loop: on one process or many (torchrun, rethink.workflow.launch),
 from batches held on the device or streamed by DataLoader workers (rethink.training.batches).
@@ -18,10 +21,12 @@ stopped, with the history an uninterrupted run has, on any device and number of 
 """
 
 import contextlib
+import functools
 import logging
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,14 +34,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rethink.models import build_model, count_parameters
+from rethink.models.batch_norm import set_batch_norm
 from rethink.models.weights import save_weights, weights_spec
 from rethink.observers import EpochEnd, observers_for
 from rethink.runs import CHECKPOINT_FILE, WEIGHTS_FILE
+from rethink.training.averaging import WeightAverage
 from rethink.training.batches import Batch, memory_format, open_batches
 from rethink.training.checkpoints import load_checkpoint, save_checkpoint
 from rethink.training.compiled import compile_seconds, step_begins
 from rethink.training.context import Context, training_context
 from rethink.training.evaluation import evaluate
+from rethink.training.optimizers import make_optimizer
 from rethink.training.outputs import write_outputs
 from rethink.training.run_lock import run_folder_lock, workflow_job
 from rethink.training.seeds import Stream, stream_seed
@@ -50,16 +58,35 @@ def make_model(config: RunConfig, input_shape, n_classes: int, device) -> torch.
     every process."""
     torch.manual_seed(stream_seed(config.seed, 0, Stream.INIT))
     dropout = config.regularization.dropout
-    model = build_model(config.model, input_shape, n_classes, dropout=dropout)
+    head = {"aux_logits": True} if config.aux_loss_weight else {}
+    model = build_model(config.model, input_shape, n_classes, dropout=dropout, **head)
+    set_batch_norm(model, config.batch_norm_scale, config.batch_norm_decay)
     return model.to(device, memory_format=memory_format(model))
 
 
-def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.SGD:
-    """SGD with momentum; weight decay (on every parameter) only under the `wd` regularizer."""
-    wd = config.regularization.weight_decay
-    return torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=wd
-    )
+@dataclass(frozen=True)
+class Objective:
+    """What a step minimizes: the mean cross-entropy over the batch, with TF's label smoothing,
+    plus the auxiliary head's, weighted, where the model has one (its output then is
+    (logits, auxiliary logits), as torchvision's Inception V3 gives in training)."""
+
+    label_smoothing: float = 0.0
+    aux_weight: float = 0.0
+
+    @classmethod
+    def of(cls, config: RunConfig) -> "Objective":
+        return cls(config.label_smoothing, config.aux_loss_weight)
+
+    def __call__(self, output, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed loss over the batch, and the main logits (float32)."""
+        logits, aux = (output[0], output[1]) if isinstance(output, tuple) else (output, None)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.label_smoothing)
+        if aux is not None:
+            loss = loss + self.aux_weight * F.cross_entropy(
+                aux.float(), y, reduction="sum", label_smoothing=self.label_smoothing
+            )
+        return loss, logits
 
 
 def train_epoch(
@@ -70,10 +97,12 @@ def train_epoch(
     observers=(),
     lr_at=None,
     first_step=0,
+    objective: Objective = Objective(),
+    average: WeightAverage | None = None,
 ) -> torch.Tensor:
     """One pass over an epoch's batches, the first being step number `first_step`, each step at
-    the rate `lr_at(step)` (None: the optimizer's); each step's mean loss over its whole
-    (global) batch, as float64 on the CPU."""
+    the rate `lr_at(step)` (None: the optimizer's), averaged into `average` after it; each
+    step's mean loss over its whole (global) batch, as float64 on the CPU."""
     net.train()
     world = context.process.world
     losses = []
@@ -83,16 +112,19 @@ def train_epoch(
                 group["lr"] = lr_at(step)
         step_begins(context.device)
         with context.autocast():
-            logits = net(batch.x).float()
+            output = net(batch.x)
         # This process's summed loss over the global batch's size, times the processes: DDP's
         # mean of the processes' gradients is the gradient of the batch's mean loss, whatever
         # the shares' sizes (those of the last batch may differ).
-        loss = F.cross_entropy(logits, batch.y, reduction="sum") * (world / batch.size)
+        loss, logits = objective(output, batch.y)
+        loss = loss * (world / batch.size)
         for observer in observers:
             observer.step(batch, logits)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(step)
         losses.append(loss.detach())
     return context.sum(torch.stack(losses).double() / world).cpu()
 
@@ -136,6 +168,11 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
             model, optimizer, state = fresh_start()
         else:
             state = resumed
+    average = None
+    if config.average_decay is not None:
+        average = WeightAverage(model, config.average_decay)
+        if "average" in state:
+            average.load_state_dict(state["average"])
     for observer in observers:
         observer.resume(state["observers"].get(observer.name))
     batches.use_memory_format(memory_format(model))
@@ -157,19 +194,30 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
     )  # fmt: skip
     started = time.perf_counter() - state["seconds"]
     end = None
+    lr_at = functools.partial(config.lr_at, train_images=sizes["train"])
+    objective = Objective.of(config)
     while not (state["fitted"] and config.stop_when_fitted) and state["epoch"] < config.max_epochs:
         epoch, first_step = state["epoch"], len(state["step_losses"])
-        lr = config.lr_at(first_step)  # history's: the rate the epoch starts at
+        lr = lr_at(first_step)  # history's: the rate the epoch starts at
         torch.manual_seed(stream_seed(config.seed, epoch, Stream.DROPOUT, context.process.rank))
         losses = train_epoch(
-            net, optimizer, batches.train(epoch), context, observers, config.lr_at, first_step
-        )
+            net, optimizer, batches.train(epoch), context, observers, lr_at, first_step,
+            objective, average,
+        )  # fmt: skip
         state["step_losses"] += losses.tolist()
         context.share_buffers(model)
         train = evaluate(
             evaluated, batches.evaluation(train_split), context, n_classes, per_example
         )
         test = evaluate(evaluated, batches.evaluation("test"), context, n_classes)
+        averaged = {}
+        if average is not None:
+            context.share_buffers(average.model)
+            for split, name in ((train_split, "train"), ("test", "test")):
+                result = evaluate(average.model, batches.evaluation(split), context, n_classes)
+                averaged |= {f"averaged_{name}_loss": result.loss,
+                             f"averaged_{name}_acc": result.accuracy,
+                             f"averaged_{name}_top5": result.top5_accuracy}  # fmt: skip
         # Fitted: every training example classified correctly; where the training accuracy is
         # measured on a subset (train_eval_images), a perfect subset is confirmed on them all.
         state["fitted"] = train.all_correct and (
@@ -185,7 +233,7 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
             "train_loss": train.loss, "train_acc": train.accuracy,
             "train_top5": train.top5_accuracy, "test_loss": test.loss,
             "test_acc": test.accuracy, "test_top5": test.top5_accuracy,
-            "seconds": state["seconds"],
+            "seconds": state["seconds"], **averaged,
         })  # fmt: skip
         end = EpochEnd(state["epoch"], len(state["step_losses"]), lr, train, test, model)
         for observer in observers:
@@ -203,8 +251,10 @@ def _train(run_dir: Path, config: RunConfig, context: Context, batches, observer
             and state["epoch"] < config.max_epochs  # a resumed run has an epoch to train
         ):
             if leader:
-                kept = {observer.name: observer.state() for observer in observers}
-                save_checkpoint(checkpoint, config, model, optimizer, state | {"observers": kept})
+                kept = {"observers": {o.name: o.state() for o in observers}}
+                if average is not None:
+                    kept["average"] = average.state_dict()
+                save_checkpoint(checkpoint, config, model, optimizer, state | kept)
             context.barrier()  # no process runs ahead of a checkpoint it may resume from
     bar.close()
 

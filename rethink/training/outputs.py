@@ -23,6 +23,13 @@ HISTORY_COLUMNS = [
     "epoch", "step", "lr", "train_loss", "train_acc", "train_top5", "test_loss", "test_acc",
     "test_top5", "seconds",
 ]  # fmt: skip
+# The same measured with the moving average of the weights, where a run keeps one
+# (training.average_decay).
+AVERAGED_COLUMNS = [
+    f"averaged_{split}_{metric}"
+    for split in ("train", "test")
+    for metric in ("loss", "acc", "top5")
+]
 
 
 def write_outputs(
@@ -37,7 +44,8 @@ def write_outputs(
     """history.csv, steps.csv, the observers' `writers` (path -> write(temporary path)) and
     summary.json, all or none, for a run on `sizes` ({"train": n, "test": n} images); returns
     the summary."""
-    history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
+    averaged = config.average_decay is not None
+    history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS + averaged * AVERAGED_COLUMNS)
     losses = torch.tensor(state["step_losses"], dtype=torch.float64)
     block = config.loss_block_steps
     ends = list(range(block, len(losses) + 1, block)) or [len(losses)]
@@ -47,16 +55,14 @@ def write_outputs(
     last = history.iloc[-1]
     fitted = bool(state["fitted"])
 
-    def number(value):  # NaN (no top-5) is not JSON
-        return None if pd.isna(value) else float(value)
-
     summary = {
         "train_acc": float(last.train_acc),
         "test_acc": float(last.test_acc),
         "best_test_acc": float(history.test_acc.max()),
-        "train_top5": number(last.train_top5),
-        "test_top5": number(last.test_top5),
-        "best_test_top5": number(history.test_top5.max()),
+        "train_top5": json_number(last.train_top5),
+        "test_top5": json_number(last.test_top5),
+        "best_test_top5": json_number(history.test_top5.max()),
+        **(averaged_summary(history) if averaged else {}),
         "fitted": fitted,
         # the first epoch that fitted: under a fixed budget, training goes on after it
         "steps_to_fit": state.get("fitted_step") if fitted else None,
@@ -84,3 +90,20 @@ def write_outputs(
         summary["seconds"], summary["train_acc"], summary["test_acc"],
     )  # fmt: skip
     return summary
+
+
+def averaged_summary(history: pd.DataFrame) -> dict:
+    """The moving average's accuracies at the last epoch, and its best test accuracies."""
+    last, summary = history.iloc[-1], {}
+    for metric in ("acc", "top5"):
+        for split in ("train", "test"):
+            summary[f"averaged_{split}_{metric}"] = json_number(last[f"averaged_{split}_{metric}"])
+        summary[f"best_averaged_test_{metric}"] = json_number(
+            history[f"averaged_test_{metric}"].max()
+        )
+    return summary
+
+
+def json_number(value) -> float | None:
+    """A float, or None for NaN (no top-5), which is not JSON."""
+    return None if pd.isna(value) else float(value)

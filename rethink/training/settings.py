@@ -17,11 +17,34 @@ class RunConfig:
     regularizer: str = "none"  # e.g. none, wd, crop+wd (rethink.training.regularizers)
     seed: int = 0  # model initialization, batch order, augmentation, dropout
     lr: float | None = None  # initial learning rate; None: the model's value from the paper
+    # The batch `lr` is given for: the rate scales linearly to batch_size (Goyal et al. 2017).
+    # None: `lr` is batch_size's own.
+    lr_batch: int | None = None
     # The rate is multiplied by lr_decay after every lr_decay_steps steps: the paper's 0.95 per
-    # CIFAR-10 epoch of 391 steps, whatever the dataset's size (lr_at).
+    # CIFAR-10 epoch of 391 steps, whatever the dataset's size (lr_at); or, where
+    # lr_decay_epochs is set, after every int(training images / batch_size x lr_decay_epochs)
+    # steps, TF's decay_steps (2 epochs in its Inception recipe).
     lr_decay: float = 0.95
     lr_decay_steps: int = 391
+    lr_decay_epochs: float | None = None
+    # sgd: SGD with momentum (torch's); rmsprop: TF's RMSProp with momentum, epsilon inside
+    # the square root (rethink.training.optimizers).
+    optimizer: str = "sgd"
     momentum: float = 0.9
+    rmsprop_decay: float = 0.9
+    rmsprop_epsilon: float = 1.0
+    # The parameters weight decay applies to: all, or weights (of convolutions and linear
+    # layers only: no bias, no batch norm, as TF-slim's Inception).
+    weight_decay_on: str = "all"
+    label_smoothing: float = 0.0  # of the training loss, TF's: targets (1 - s) y + s / classes
+    aux_loss_weight: float = 0.0  # the auxiliary head's loss weight (inception-v3: TF's 0.4)
+    # Batch norm: with its scale (gamma) or, false, without (TF's Inception); its running
+    # statistics' decay, TF's convention (torch's momentum is 1 - decay); None: the model's own.
+    batch_norm_scale: bool = True
+    batch_norm_decay: float | None = None
+    # Also evaluate an exponential moving average of the weights with this decay (TF's
+    # Inception: 0.9999), recorded beside the raw weights' accuracies; None: none.
+    average_decay: float | None = None
     batch_size: int = 128
     max_epochs: int = 100  # a run that has not fitted by then is recorded as not fitted
     # Stop at the first epoch that fits the training set (the paper's protocol); false: train
@@ -72,10 +95,18 @@ class RunConfig:
         if self.critical_examples and not self.record_examples:
             raise ValueError("critical_examples needs record_examples: the CSR goes in its file")
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate of the step numbered `step` (from 0): a staircase, as the paper's
-        decay after each epoch, so that on CIFAR-10 it is exactly the paper's."""
-        return self.lr * self.lr_decay ** (step // self.lr_decay_steps)
+    def decay_steps(self, train_images: int) -> int:
+        """Steps between two decays of the learning rate, for a run on `train_images`."""
+        if self.lr_decay_epochs is None:
+            return self.lr_decay_steps
+        return max(1, int(train_images / self.batch_size * self.lr_decay_epochs))
+
+    def lr_at(self, step: int, train_images: int) -> float:
+        """The learning rate of the step numbered `step` (from 0) of a run on `train_images`:
+        a staircase, as the paper's decay after each epoch, so that on CIFAR-10 it is exactly
+        the paper's; scaled from `lr_batch` to the batch."""
+        scale = 1.0 if self.lr_batch is None else self.batch_size / self.lr_batch
+        return scale * self.lr * self.lr_decay ** (step // self.decay_steps(train_images))
 
     @property
     def regularization(self) -> Regularization:
@@ -88,17 +119,26 @@ class RunConfig:
         return self.nodes * self.gpus_per_node
 
     def determining_fields(self) -> dict:
-        """Everything that determines the run's numbers (Snakemake reruns a run when it changes)."""
+        """Everything that determines the run's numbers (Snakemake reruns a run when it changes).
+        Fields added for ImageNet are left out at their defaults: they changed no earlier run's
+        config hash."""
         fields = dataclasses.asdict(self)
-        # Unset, it is left out: adding it (for ImageNet) changed no earlier run's config hash.
-        if fields["train_eval_images"] is None:
-            del fields["train_eval_images"]
+        for name in ADDED_FOR_IMAGENET:
+            if fields[name] == RunConfig.__dataclass_fields__[name].default:
+                del fields[name]
         return {k: v for k, v in fields.items() if k not in self.RUNTIME_ONLY}
 
     def config_hash(self) -> str:
         return hashlib.sha256(
             json.dumps(self.determining_fields(), sort_keys=True).encode()
         ).hexdigest()[:16]
+
+
+ADDED_FOR_IMAGENET = (
+    "train_eval_images", "lr_batch", "lr_decay_epochs", "optimizer", "rmsprop_decay",
+    "rmsprop_epsilon", "weight_decay_on", "label_smoothing", "aux_loss_weight",
+    "batch_norm_scale", "batch_norm_decay", "average_decay",
+)  # fmt: skip
 
 
 def is_streamed(config: RunConfig, dataset: str) -> bool:

@@ -102,3 +102,12 @@ def test_a_study_of_a_broken_model_stops_before_its_first_job(tmp_path):
     assert "model 'wide' (rethink.models.wide:Wide): returns outputs of shape (2, 64)" in output
     assert not (root / "results").exists(), "a job ran"
     assert yaml.safe_load((root / "config.yaml").read_text()) == study
+
+
+def test_an_auxiliary_head_is_checked_at_the_studys_size():
+    """Inception V3's auxiliary head needs 299x299 inputs (a 17x17 Mixed_6e map for its 5x5
+    pooling and convolution): at 299 it gives (logits, auxiliary logits); smaller, it is named."""
+    check_model("inception-v3", 3, 299, aux=True)
+    with pytest.raises(ExtensionError, match=r"with its auxiliary head .* \(3, 139, 139\)"):
+        check_model("inception-v3", 3, 139, aux=True)
+    check_model("inception-v3", 3, 139)  # without it, 139 is fine

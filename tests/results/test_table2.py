@@ -49,6 +49,22 @@ def test_table2_averages_seeds_and_sits_beside_the_papers_rows():
     assert pretty["top-1 test (paper)"].tolist()[1] == "59.80 (63.16)"
 
 
+def test_runs_with_averaged_weights_enter_table2_with_the_average():
+    """As TF's evaluation: the moving average's accuracies where a run kept one."""
+    runs = runs_table()
+    runs["averaged_test_acc"] = np.where(runs.regularizer == "none", 0.55, np.nan)
+    runs["best_averaged_test_acc"] = np.where(runs.regularizer == "none", 0.62, np.nan)
+    runs["averaged_train_acc"] = runs["averaged_test_top5"] = np.nan
+    table = table2(runs).set_index("labels")
+    none = table[table.augment == "no"].loc["true"]
+    assert none.weights == "averaged" and none.test_acc == pytest.approx(55.0)
+    assert none.best_test_acc == pytest.approx(62.0)
+    assert np.isnan(none.train_acc)  # not measured with the average: not the raw one either
+    assert table[table.augment == "yes"].loc["true"].weights == "raw"
+    assert table[table.augment == "yes"].loc["true"].test_acc == pytest.approx(65.0)
+    assert "weights" in formatted(table.reset_index(), "imagenet")
+
+
 def test_the_papers_table2_holds_its_seven_rows_with_the_text_confirmed_numbers():
     paper = paper_table2().set_index(["labels", "augment", "dropout", "wd"])
     assert len(paper) == 7

@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rethink.data.h5io import read_dataset, write_dataset
 from rethink.training.batches import load_data
-from rethink.training.loop import make_model, make_optimizer, train_run
+from rethink.training.loop import Objective, make_model, train_run
+from rethink.training.optimizers import make_optimizer
 from rethink.training.outputs import HISTORY_COLUMNS
 from rethink.training.run_lock import WORKFLOW_PID_VARIABLE
 from rethink.training.settings import RunConfig
@@ -93,7 +95,7 @@ def test_the_rate_decays_every_lr_decay_steps_steps_within_and_across_epochs(
     assert pd.read_csv(tmp_path / "history.csv").lr.tolist() == pytest.approx([0.1, 0.05])
     # On CIFAR-10 (391 steps an epoch) the rule is the paper's: 0.95 after every epoch.
     paper = RunConfig("alexnet")
-    assert [paper.lr_at(391 * epoch + 390) for epoch in range(3)] == pytest.approx(
+    assert [paper.lr_at(391 * epoch + 390, 50_000) for epoch in range(3)] == pytest.approx(
         [0.01, 0.0095, 0.009025]
     )
 
@@ -137,7 +139,7 @@ def test_regularizers_switch_weight_decay_and_dropout(regularizer, wd, dropout):
     config = RunConfig("mlp3x512", regularizer=regularizer, weight_decay=1e-3, dropout=0.3)
     model = make_model(config, (1, 28, 28), 10, torch.device("cpu"))
     optimizer = make_optimizer(config, model)
-    assert optimizer.defaults["weight_decay"] == wd
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [wd]
     assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["lr"] == 0.01
     rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == ({dropout} if dropout else set())
@@ -454,3 +456,62 @@ def test_convolutional_models_get_their_inputs_in_channels_last(
     )
     train_run(tmp_path / "rgb.h5", tmp_path / "run", config)
     assert len(formats) >= 4 and all(formats)  # 2 training steps, evaluation of train and test
+
+
+def test_the_objective_smooths_labels_as_tf_and_adds_the_auxiliary_heads_loss():
+    """TF: targets (1 - s) onehot + s / classes; the auxiliary head's loss weighted on top."""
+    gen = torch.Generator().manual_seed(0)
+    logits, aux = torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+
+    def smoothed(z):
+        targets = 0.9 * F.one_hot(y, 5).double() + 0.1 / 5
+        return -(targets * torch.log_softmax(z.double(), dim=1)).sum()
+
+    loss, main = Objective(label_smoothing=0.1, aux_weight=0.4)((logits, aux), y)
+    torch.testing.assert_close(loss.double(), smoothed(logits) + 0.4 * smoothed(aux))
+    assert main is not None and torch.equal(main, logits)
+    plain, _ = Objective()(logits, y)  # the paper's: the summed cross-entropy
+    torch.testing.assert_close(plain, F.cross_entropy(logits, y, reduction="sum"))
+
+
+TF_RECIPE = dict(
+    model="mlp1x512", train_subset=512, max_epochs=6, checkpoint_every=2, optimizer="rmsprop",
+    lr_batch=32, lr_decay=0.94, lr_decay_epochs=2.0, label_smoothing=0.1,
+    weight_decay_on="weights", regularizer="wd", average_decay=0.9999, precision="fp32", **CPU,
+)  # fmt: skip
+
+
+def test_a_run_with_averaged_weights_records_both_and_resumes_to_the_same_numbers(
+    variants, tmp_path, monkeypatch
+):
+    """TF's recipe on an MLP: the rate scaled from batches of 32 to 128 and decayed every two
+    epochs of 512 images (8 steps); the averaged weights' accuracies beside the raw ones; a
+    run stopped after epoch 5 resumes (its average in the checkpoint) to the same history."""
+    summary = train_run(variants["random"], tmp_path / "whole", RunConfig(**TF_RECIPE))
+    history = history_without_time(tmp_path / "whole")
+    assert list(history.columns) == [c for c in HISTORY_COLUMNS if c != "seconds"] + [
+        "averaged_train_loss", "averaged_train_acc", "averaged_train_top5",
+        "averaged_test_loss", "averaged_test_acc", "averaged_test_top5",
+    ]  # fmt: skip
+    assert history.lr.tolist() == pytest.approx([0.04, 0.04, 0.0376, 0.0376, 0.035344, 0.035344])
+    # 0.9999 at step t is min(0.9999, (1 + t) / (10 + t)): after 24 steps the average still
+    # lags the weights, and is measured on its own
+    assert (history.averaged_test_loss != history.test_loss).all()
+    assert summary["averaged_test_acc"] == history.averaged_test_acc.iloc[-1]
+    assert summary["best_averaged_test_acc"] == history.averaged_test_acc.max()
+    interrupted_run(variants, tmp_path / "resumed", monkeypatch, RunConfig(**TF_RECIPE))
+    train_run(variants["random"], tmp_path / "resumed", RunConfig(**TF_RECIPE))
+    pd.testing.assert_frame_equal(history_without_time(tmp_path / "resumed"), history)
+
+
+def test_an_average_of_decay_zero_is_the_weights_themselves(variants, tmp_path):
+    """With a decay of (almost) 0 the average is the last weights and batch norm statistics:
+    its accuracies are the raw ones, measured through the same evaluation."""
+    config = RunConfig(**TF_RECIPE | {"model": "alexnet-quarter", "average_decay": 1e-12,
+                                      "max_epochs": 2, "train_subset": 256})  # fmt: skip
+    train_run(variants["true"], tmp_path, config)
+    history = pd.read_csv(tmp_path / "history.csv")
+    for column in ("train_acc", "test_acc", "test_top5"):
+        assert history[f"averaged_{column}"].tolist() == history[column].tolist()
+    np.testing.assert_allclose(history.averaged_test_loss, history.test_loss, rtol=1e-5)

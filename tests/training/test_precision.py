@@ -12,7 +12,8 @@ import torch
 
 from rethink.training.batches import InMemoryBatches, load_data
 from rethink.training.context import Context, Process
-from rethink.training.loop import make_model, make_optimizer, train_epoch, train_run
+from rethink.training.loop import make_model, train_epoch, train_run
+from rethink.training.optimizers import make_optimizer
 from rethink.training.precision import (
     PrecisionError,
     autocast,
