@@ -204,6 +204,14 @@ def _check_encoded(config: dict) -> None:
                 f"config key '{key}.batch_size': the global batch of {setting['batch_size']} "
                 f"does not split evenly over nodes x gpus_per_node = {processes} processes"
             )
+        group = setting["batch_norm_group"]
+        if group and setting["batch_size"] // processes % group:
+            raise ConfigError(
+                f"config key '{key}.batch_norm_group': each of the {processes} processes' "
+                f"{setting['batch_size'] // processes} images of a global batch of "
+                f"{setting['batch_size']} must split into sub-batches of {group}; choose a "
+                "divisor of it"
+            )
         if setting["compile"] and processes > 1:
             raise ConfigError(
                 f"config key '{key}.compile': not available for runs on several processes "

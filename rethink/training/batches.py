@@ -194,8 +194,9 @@ class StreamedBatches:
         place = (context.process.rank, context.process.world)
         workers = config.loader_workers
         self.global_batches = GlobalBatches(
-            self.train_file_positions, config.batch_size, config.seed, *place
-        )
+            self.train_file_positions, config.batch_size, config.seed, *place,
+            unit=config.batch_norm_group or 1,
+        )  # fmt: skip
         self.train_loader = loader(train, self.global_batches, workers, self.device)
 
         train_eval = Examples(train_split, plain)

@@ -13,8 +13,9 @@ rethink.training.context) and the batch source; the loop reads neither flag nor 
 
 On several processes, `batch_size` is the global batch: each process takes its share of it,
 DistributedDataParallel averages the gradients, and one step equals the step of one process on
-the whole batch up to floating-point summation order. Batch norm normalizes each process's share
-(as the paper's asynchronous workers did) and dropout masks come from each process's own stream.
+the whole batch up to floating-point summation order. Batch norm normalizes each process's share,
+or fixed sub-batches of the global batch wherever they are (training.batch_norm_group:
+rethink.training.batch_norm); dropout masks come from each process's own stream.
 
 A checkpoint every few epochs (rethink.training.checkpoints) makes a killed job resume where it
 stopped, with the history an uninterrupted run has, on any device and number of processes.
@@ -34,11 +35,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rethink.models import build_model, count_parameters
-from rethink.models.batch_norm import set_batch_norm
 from rethink.models.weights import save_weights, weights_spec
 from rethink.observers import EpochEnd, observers_for
 from rethink.runs import CHECKPOINT_FILE, WEIGHTS_FILE
 from rethink.training.averaging import WeightAverage
+from rethink.training.batch_norm import set_batch_norm, use_sub_batches
 from rethink.training.batches import Batch, memory_format, open_batches
 from rethink.training.checkpoints import load_checkpoint, save_checkpoint
 from rethink.training.compiled import compile_seconds, step_begins
@@ -61,6 +62,8 @@ def make_model(config: RunConfig, input_shape, n_classes: int, device) -> torch.
     head = {"aux_logits": True} if config.aux_loss_weight else {}
     model = build_model(config.model, input_shape, n_classes, dropout=dropout, **head)
     set_batch_norm(model, config.batch_norm_scale, config.batch_norm_decay)
+    if config.batch_norm_group:
+        model = use_sub_batches(model, config.batch_norm_group)
     return model.to(device, memory_format=memory_format(model))
 
 

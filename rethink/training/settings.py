@@ -42,6 +42,10 @@ class RunConfig:
     # statistics' decay, TF's convention (torch's momentum is 1 - decay); None: the model's own.
     batch_norm_scale: bool = True
     batch_norm_decay: float | None = None
+    # Batch norm statistics over fixed sub-batches of this many examples of the global batch
+    # (TF's asynchronous workers: 32 each), the same whatever the number of processes; None:
+    # over each process's share (rethink.training.batch_norm).
+    batch_norm_group: int | None = None
     # Also evaluate an exponential moving average of the weights with this decay (TF's
     # Inception: 0.9999), recorded beside the raw weights' accuracies; None: none.
     average_decay: float | None = None
@@ -137,7 +141,7 @@ class RunConfig:
 ADDED_FOR_IMAGENET = (
     "train_eval_images", "lr_batch", "lr_decay_epochs", "optimizer", "rmsprop_decay",
     "rmsprop_epsilon", "weight_decay_on", "label_smoothing", "aux_loss_weight",
-    "batch_norm_scale", "batch_norm_decay", "average_decay",
+    "batch_norm_scale", "batch_norm_decay", "batch_norm_group", "average_decay",
 )  # fmt: skip
 
 

@@ -91,16 +91,18 @@ class GlobalBatches(torch.utils.data.Sampler):
 
     An epoch is a random order of the N examples cut into batches of `batch`, the last one
     smaller where `batch` does not divide N (the paper's epoch of CIFAR-10: 391 steps of 128).
-    Process r of W takes the r-th of W contiguous slices of each batch; the slices of a full
-    batch are equal (the config checks that W divides `batch`), those of the last may differ by
-    one and be empty (rethink.training.loop weighs each process's loss by its share).
+    Process r of W takes the r-th of W contiguous slices of each batch, in whole units of
+    `unit` examples (batch norm's sub-batches; the last unit may be smaller): the slices of a
+    full batch are equal (the config checks that W units divide `batch`), those of the last
+    may differ by a unit and be empty (rethink.training.loop weighs each process's loss by its
+    share).
     """
 
-    def __init__(self, indices, batch: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, indices, batch: int, seed: int, rank=0, world=1, unit=1):
         if batch % world:
             raise ValueError(f"a global batch of {batch} does not split over {world} processes")
         self.indices, self.batch, self.seed = torch.as_tensor(indices), batch, seed
-        self.rank, self.world, self.epoch = rank, world, 0
+        self.rank, self.world, self.unit, self.epoch = rank, world, unit, 0
 
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch)
@@ -112,8 +114,12 @@ class GlobalBatches(torch.utils.data.Sampler):
     def share(self, step: int) -> slice:
         """This process's slice of the epoch's order in `step`."""
         start, size = step * self.batch, self.global_size(step)
-        return slice(start + self.rank * size // self.world,
-                     start + (self.rank + 1) * size // self.world)  # fmt: skip
+        units = -(-size // self.unit)
+
+        def boundary(rank: int) -> int:
+            return start + min(size, self.unit * (rank * units // self.world))
+
+        return slice(boundary(self.rank), boundary(self.rank + 1))
 
     def __iter__(self):
         """The non-empty shares (a DataLoader cannot load an empty batch)."""

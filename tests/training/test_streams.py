@@ -78,3 +78,17 @@ def test_a_last_batch_smaller_than_the_process_count_leaves_some_shares_empty():
 def test_a_global_batch_that_does_not_split_evenly_is_refused():
     with pytest.raises(ValueError, match="does not split over 3 processes"):
         GlobalBatches(range(100), 128, 0, 0, 3)
+
+
+def test_shares_of_a_global_batch_start_at_batch_norms_sub_batches():
+    """44 examples in batches of 16 over 2 processes: the last batch's 12 split 6 and 6, or in
+    whole sub-batches of 4 (rethink.training.batch_norm), 4 and 8."""
+
+    def last_shares(unit):
+        ranks = [GlobalBatches(range(44), 16, 0, rank, 2, unit=unit) for rank in (0, 1)]
+        return [(s.start, s.stop) for s in (r.share(2) for r in ranks)]
+
+    assert last_shares(1) == [(32, 38), (38, 44)]
+    assert last_shares(4) == [(32, 36), (36, 44)]
+    full = [GlobalBatches(range(44), 16, 0, rank, 2, unit=4).share(0) for rank in (0, 1)]
+    assert [(s.start, s.stop) for s in full] == [(0, 8), (8, 16)]
