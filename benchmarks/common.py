@@ -5,10 +5,11 @@ import time
 
 import torch
 
+from rethink.training.averaging import WeightAverage
 from rethink.training.batches import DeviceData, InMemoryBatches, memory_format
 from rethink.training.context import Context, Process
 from rethink.training.evaluation import Evaluation, evaluate
-from rethink.training.loop import train_epoch
+from rethink.training.loop import Objective, train_epoch
 from rethink.training.precision import resolve_precision
 from rethink.training.preprocess import preprocess
 from rethink.training.settings import RunConfig
@@ -53,10 +54,22 @@ def context_for(config: RunConfig, device: torch.device) -> Context:
     return Context(device, resolve_precision(config.precision, device), Process())
 
 
-def pipeline_epoch(model, optimizer, data: DeviceData, config: RunConfig, epoch: int = 0):
-    """One epoch of rethink.training.loop on `data`; each step's loss."""
+def pipeline_epoch(
+    model, optimizer, data: DeviceData, config: RunConfig, epoch: int = 0, average=None
+):
+    """One epoch of rethink.training.loop on `data`, with the run's objective (an auxiliary
+    head's loss, label smoothing) and, given one, its moving average of the weights (a
+    rethink.training.averaging.WeightAverage); each step's loss."""
     context = context_for(config, data.train_labels.device)
-    return train_epoch(model, optimizer, InMemoryBatches(data, config).train(epoch), context)
+    batches = InMemoryBatches(data, config).train(epoch)
+    return train_epoch(
+        model, optimizer, batches, context, objective=Objective.of(config), average=average
+    )
+
+
+def averaged(model, config: RunConfig) -> WeightAverage | None:
+    """The run's moving average of `model`'s weights, where its config keeps one."""
+    return None if config.average_decay is None else WeightAverage(model, config.average_decay)
 
 
 def pipeline_evaluation(model, data: DeviceData, config: RunConfig) -> Evaluation:

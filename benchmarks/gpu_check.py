@@ -10,7 +10,11 @@ random data itself) and prints one table per part and a JSON file with every fig
      NVIDIA MPS where it starts;
   c) the wall time for Inception to fit random labels on 50,000 random images to 100% training
      accuracy with the paper's hyper-parameters, in the fastest setting a) found;
-  d) a few pipeline runs (rethink.training.loop.train_run) that fit and write the usual outputs.
+  d) a few pipeline runs (rethink.training.loop.train_run) that fit and write the usual outputs;
+  e) training and evaluation images/s of Inception V3 on 299x299 images in TF's recipe as
+     studies/imagenet.yaml runs it (RMSProp, the auxiliary head, the moving average of the
+     weights updated every step, batch norm over sub-batches of 32), 32 images a step as each
+     of 8 GPUs takes: with it, benchmarks/study_duration.py --gpu-check prices Table 2.
 
 On one GPU it keeps to --minutes (8); parts a) and c) shorten themselves to the time left, and
 say what they left out. --small runs it at a toy size on any device (CI runs it on the CPU).
@@ -55,6 +59,7 @@ except ImportError:  # not among this check's requirements: a silent stand-in
     sys.modules["tqdm"] = _stand_in
 
 from common import (  # this folder's shared benchmark pieces
+    averaged,
     pipeline_epoch,
     pipeline_evaluation,
     random_device_data,
@@ -91,25 +96,47 @@ class Size:
     run_images: int  # training images of each pipeline run (d)
     run_models: list[str]
 
+    imagenet_steps: int  # timed steps of Inception V3 at 299x299 (e)
+    imagenet_batch: int
 
-GPU = Size(40, models_taking(CROP), [1, 2, 4], 10.0, 50_000, 300, 2_000, ["mlp1x512", "alexnet"])
-SMALL = Size(2, ["mlp1x512"], [1, 2], 2.0, 128, 4, 256, ["mlp1x512", "mlp3x512"])
+
+GPU = Size(
+    40, models_taking(CROP), [1, 2, 4], 10.0, 50_000, 300, 2_000, ["mlp1x512", "alexnet"], 20, 32
+)
+SMALL = Size(2, ["mlp1x512"], [1, 2], 2.0, 128, 4, 256, ["mlp1x512", "mlp3x512"], 1, 2)
+
+# TF's Inception recipe as studies/imagenet.yaml sets it, the keys that cost time
+# (tests/test_benchmarks.py checks them against the study).
+IMAGENET_SHAPE = (299, 299, 3)
+TF_RECIPE = dict(
+    optimizer="rmsprop", aux_loss_weight=0.4, label_smoothing=0.1, batch_norm_scale=False,
+    batch_norm_decay=0.9997, batch_norm_group=32, average_decay=0.9999,
+)  # fmt: skip
 
 
-def throughput(name: str, precision: str, compiled: bool, device, steps: int) -> dict:
-    """Training and evaluation images/s of one model and setting; compile time apart."""
+def throughput(
+    name: str, precision: str, compiled: bool, device, steps: int, batch: int = BATCH,
+    shape: tuple = CIFAR_SHAPE, crop: int = CROP, **recipe,
+) -> dict:  # fmt: skip
+    """Training and evaluation images/s of one model and setting; compile time apart. With a
+    recipe, evaluation counts both the weights and their moving average."""
+    if "batch_norm_group" in recipe:  # --small's batches are smaller than a sub-batch
+        recipe = recipe | {"batch_norm_group": min(recipe["batch_norm_group"], batch)}
     config = RunConfig(name, precision=precision, compile=compiled, device=str(device),
-                       eval_batch_size=2 * BATCH)  # fmt: skip
-    model = make_model(config, (3, CROP, CROP), 10, device)
-    data = random_device_data(model, BATCH * steps, CIFAR_SHAPE, CROP, device)
+                       batch_size=batch, eval_batch_size=2 * batch, **recipe)  # fmt: skip
+    model = make_model(config, (3, crop, crop), 10, device)
+    data = random_device_data(model, batch * steps, shape, crop, device)
     net = compile_model(model, device) if compiled else model
     optimizer = make_optimizer(config, model)
+    average = averaged(model, config)
 
     def train():
-        pipeline_epoch(net, optimizer, data, config)
+        pipeline_epoch(net, optimizer, data, config, average=average)
 
     def evaluation():
         pipeline_evaluation(net, data, config)
+        if average is not None:
+            pipeline_evaluation(average.model, data, config)
 
     first = timed(train, device) + timed(evaluation, device)  # compiles, warms caches
     train_s, eval_s = min(timed(train, device) for _ in range(2)), timed(evaluation, device)
@@ -117,16 +144,33 @@ def throughput(name: str, precision: str, compiled: bool, device, steps: int) ->
     return dict(
         model=name, precision=precision, compiled=compiled, train_images_per_s=n / train_s,
         eval_images_per_s=n / eval_s, compile_s=max(0.0, first - train_s - eval_s),
+        recipe="tf-inception" if recipe else "paper",
     )  # fmt: skip
+
+
+def measure_imagenet(device, size: Size) -> pd.DataFrame:
+    """Part e: Inception V3 at 299x299 in TF's recipe, eager, in each precision."""
+    rows = [
+        throughput("inception-v3", precision, False, device, size.imagenet_steps,
+                   size.imagenet_batch, IMAGENET_SHAPE, IMAGENET_SHAPE[0], **TF_RECIPE)
+        for precision in available_precisions(device)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def available_precisions(device) -> list[str]:
+    """The precisions this device trains in (tf32 on CUDA only)."""
+    precisions = []
+    for name in PRECISIONS[1:]:
+        with contextlib.suppress(PrecisionError):
+            precisions.append(resolve_precision(name, device))
+    return precisions
 
 
 def measure_throughput(device, size: Size, deadline: float) -> tuple[pd.DataFrame, list[str]]:
     """Part a: eager first for every model and precision, then compiled, fastest eager
     precision first, while time is left."""
-    precisions = []
-    for name in PRECISIONS[1:]:
-        with contextlib.suppress(PrecisionError):
-            precisions.append(resolve_precision(name, device))
+    precisions = available_precisions(device)
     models = models_taking(CROP)  # the paper's CIFAR-10 models (not ImageNet's Inception V3)
     rows = [throughput(m, p, False, device, size.steps) for m in models for p in precisions]
     eager = pd.DataFrame(rows)
@@ -327,6 +371,11 @@ def main():
     report["pipeline_runs"] = runs.to_dict("records")
     print("\n## d) pipeline runs (train_run): fitted, outputs written")
     print(runs.to_string(index=False, float_format="%.3f"))
+    imagenet = measure_imagenet(device, size)
+    report["throughput"] += imagenet.to_dict("records")
+    print(f"\n## e) Inception V3, 299x299, TF's recipe, {size.imagenet_batch} images a step "
+          "(evaluation: the weights and their average)")  # fmt: skip
+    print(imagenet.to_string(index=False, float_format="%.1f"))
     report["seconds"] = time.monotonic() - started
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\n{report['seconds']:.0f} s in all; figures in {args.json}")

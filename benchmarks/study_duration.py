@@ -2,7 +2,8 @@
 
 For every model the study trains, times SGD steps and evaluation passes on random images of the
 dataset's shape (the pipeline's own train_epoch and evaluate), then adds up the planned runs:
-epochs x (training steps + evaluating the train and test sets once). Runs stop as soon as they
+epochs x (training steps + evaluating the train and test sets once; twice for a run that keeps
+a moving average of its weights, as ImageNet's TF recipe does). Runs stop as soon as they
 fit, so two totals are printed: every run going to `max_epochs` (an upper bound) and every run
 stopping after --fit-epochs epochs. Augmentation and other regularizers are not timed apart.
 
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from common import (  # this folder's shared benchmark pieces
+    averaged,
     pipeline_epoch,
     pipeline_evaluation,
     random_device_data,
@@ -38,13 +39,14 @@ from train_throughput import add_device_arguments, device_from
 
 from rethink.config import load_study, run_config, run_table
 from rethink.data.datasets import DATASETS
-from rethink.training.loop import make_model
+from rethink.training.loop import Objective, make_model
 from rethink.training.optimizers import make_optimizer
 from rethink.training.precision import resolve_precision
 
 
 def measure_model(config: dict, dataset: str, model: str, device, steps: int) -> dict:
-    """Seconds per training step and per evaluated image, and FLOPs per training image."""
+    """Seconds per training step and per evaluated image (with the weights and their moving
+    average, where the study keeps one), and FLOPs per training image."""
     run = run_config(config, model, "none", 0)
     n = run.batch_size * steps
     shape = DATASETS[dataset].image_shape
@@ -52,17 +54,23 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     data = random_device_data(net, n, shape, run.crop_size, device)
     inputs, labels = data.train_inputs, data.train_labels  # as training stores them
     optimizer = make_optimizer(run, net)
+    average = averaged(net, run)
 
     with FlopCounterMode(display=False) as flops:
-        loss = F.cross_entropy(net(inputs[: run.batch_size]), labels[: run.batch_size])
+        loss, _ = Objective.of(run)(net(inputs[: run.batch_size]), labels[: run.batch_size])
         loss.backward()
     optimizer.zero_grad(set_to_none=True)
 
-    pipeline_epoch(net, optimizer, data, run)  # warm-up: kernels, allocator
-    step_s = timed(lambda: pipeline_epoch(net, optimizer, data, run), device) / steps
-    pipeline_evaluation(net, data, run)
-    eval_s = timed(lambda: pipeline_evaluation(net, data, run), device)
-    eval_s /= n
+    def evaluation():  # the weights, and their moving average where the run keeps one
+        pipeline_evaluation(net, data, run)
+        if average is not None:
+            pipeline_evaluation(average.model, data, run)
+
+    pipeline_epoch(net, optimizer, data, run, average=average)  # warm-up: kernels, allocator
+    step_s = timed(lambda: pipeline_epoch(net, optimizer, data, run, average=average), device)
+    step_s /= steps
+    evaluation()
+    eval_s = timed(evaluation, device) / n
     step_flop = flops.get_total_flops()
     return dict(
         step_s=step_s, eval_s=eval_s, gflop=step_flop / run.batch_size / 1e9,
@@ -79,12 +87,15 @@ def measured_costs(check: dict, config: dict, models) -> dict:
     for model in models:
         run = run_config(config, model, "none", 0)
         precision = resolve_precision(run.precision, device)
+        recipe = "tf-inception" if run.aux_loss_weight or run.average_decay else "paper"
         row = table[(table.model == model) & (table.precision == precision)
-                    & (table.compiled == run.compile)]  # fmt: skip
+                    & (table.compiled == run.compile)
+                    & (table.get("recipe", "paper") == recipe)]  # fmt: skip
         if row.empty:
             raise SystemExit(
                 f"{check['device_name']}: gpu_check did not measure {model} in {precision}"
-                f"{' compiled' if run.compile else ''}; rerun it without time limits"
+                f"{' compiled' if run.compile else ''} in the {recipe} recipe; rerun it "
+                "without time limits"
             )
         row = row.iloc[0]
         costs[model] = dict(

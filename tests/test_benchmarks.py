@@ -68,8 +68,19 @@ def test_gpu_check_measures_every_part_with_torch_numpy_h5py_and_pandas_only(gpu
     assert fit["precision"] == best_inception.precision.iloc[0] and fit["epochs"] >= 1
     runs = pd.DataFrame(report["pipeline_runs"])
     assert len(runs) == 4 and runs.fitted.all() and runs.outputs.all()
-    for part in ("a) training", "b) concurrent", "c) Inception", "d) pipeline runs"):
+    for part in ("a) training", "b) concurrent", "c) Inception", "d) pipeline runs",
+                 "e) Inception V3, 299x299, TF's recipe"):  # fmt: skip
         assert part in printed
+    imagenet = throughput[throughput.model == "inception-v3"]
+    assert set(imagenet.precision) == {"fp32", "bf16"} and set(imagenet.recipe) == {"tf-inception"}
+
+
+def test_the_gpu_checks_recipe_is_the_imagenet_studys():
+    """Part e) times what studies/imagenet.yaml runs: every key of its recipe as the study."""
+    from gpu_check import TF_RECIPE
+
+    training = yaml.safe_load((REPO / "studies" / "imagenet.yaml").read_text())["training"]
+    assert {key: training[key] for key in TF_RECIPE} == TF_RECIPE
 
 
 @pytest.mark.slow
@@ -91,6 +102,27 @@ def test_study_duration_uses_the_gpu_checks_measurements(gpu_check, tmp_path):
         60_000 / mlp.eval_images_per_s
     )
     assert float(row[-3]) == pytest.approx(epoch_s, rel=1e-3, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_study_duration_prices_table2_from_the_recipes_measurement(gpu_check, tmp_path):
+    """The ImageNet study from part e): its global batch of 256 at the measured rate, and the
+    50,000 training and 50,000 test images evaluated with the weights and their average."""
+    report, _ = gpu_check
+    (tmp_path / "check.json").write_text(json.dumps(report))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "study_duration.py"), "--configfile",
+         str(REPO / "studies" / "imagenet.yaml"), "--gpu-check", str(tmp_path / "check.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("imagenet"))
+    rate = pd.DataFrame(report["throughput"])
+    v3 = rate[(rate.model == "inception-v3") & (rate.precision == "bf16")].iloc[0]
+    epoch_s = math.ceil(1_281_167 / 256) * 256 / v3.train_images_per_s + (
+        100_000 / v3.eval_images_per_s
+    )
+    assert row[2] == "7" and float(row[-3]) == pytest.approx(epoch_s, rel=1e-3)
 
 
 def test_precision_fidelity_compares_run_by_run():
