@@ -13,8 +13,11 @@ from rethink.workflow.sources import imported_names, package_sources
 from tests.conftest import REPO
 
 # conda-forge names of PyPI packages, and the modules they provide where the names differ
-CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn"}
-MODULE_TO_PYPI = {"yaml": "pyyaml", "PIL": "pillow"}
+CONDA_TO_PYPI = {
+    "pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn",
+    "py-opencv": "opencv-python-headless",
+}  # fmt: skip
+MODULE_TO_PYPI = {"yaml": "pyyaml", "PIL": "pillow", "cv2": "opencv-python-headless"}
 PROVIDED = {"snakemake"}  # Snakemake's script wrapper puts itself on the job's import path
 
 

@@ -4,18 +4,25 @@ at a time, with its random numbers from a torch.Generator of its own.
 Training, under the `augment` regularizer: a crop box drawn as TF's
 sample_distorted_bounding_box draws it (`random_crop_box`), resized to size x size, a random
 horizontal flip, and colour distortion: brightness +-32/255, saturation x0.5-1.5, hue +-0.2
-turns and contrast x0.5-1.5 towards each channel's mean, in that order (TF-slim's ordering 0),
-clipped to [0, 1]. Otherwise: the central 87.5% of the image resized to size x size. Both end
-scaled to [-1, 1], as TF-slim feeds Inception V3.
+turns and contrast x0.5-1.5 towards each channel's mean, in that order (TF-slim's ordering 0;
+saturation and hue in HSV, as TF's), clipped to [0, 1]. Otherwise: the central 87.5% of the
+image resized to size x size. Both end scaled to [-1, 1], as TF-slim feeds Inception V3.
+
+Fast, as loaders such as DALI and FFCV are, by decoding less: the box is drawn from the JPEG's
+header, before any pixel is decoded, and libjpeg decodes at the smallest DCT scale (1/2, 1/4 or
+1/8 of each side) that leaves the box at least size x size; the box is resized in uint8 and
+the colour distortion runs on the 299x299 result, both in OpenCV.
 """
 
 import io
 import math
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as F
+
+cv2.setNumThreads(1)  # a loader worker is one core (the jobs' threads count them so)
 
 CENTRAL_FRACTION = 0.875
 # TF-slim's distorted_bounding_box_crop: the whole image as the object box, of which a crop
@@ -29,14 +36,6 @@ BRIGHTNESS = 32 / 255
 SATURATION = (0.5, 1.5)
 HUE = 0.2
 CONTRAST = (0.5, 1.5)
-
-
-def decode(data: bytes) -> torch.Tensor:
-    """JPEG bytes to a 3 x H x W uint8 tensor (Pillow's libjpeg-turbo; torchvision's decoder
-    is deprecated from 0.29)."""
-    with Image.open(io.BytesIO(data)) as image:
-        pixels = np.array(image.convert("RGB"))  # a writable copy
-    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def _uniform(gen: torch.Generator, low: float, high: float) -> float:
@@ -90,39 +89,71 @@ def _crop_at_ratio(h: int, w: int, ratio: float, gen: torch.Generator):
     return top, left, height, width
 
 
-def adjust_contrast(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """tf.image.adjust_contrast: each channel scaled about its own mean over the image
-    (torchvision's scales every channel about one grey mean)."""
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    return (x - mean) * factor + mean
+def decode_scale(height: int, width: int, size: int) -> int:
+    """The largest JPEG DCT reduction (1, 2, 4 or 8) that keeps a height x width box at least
+    size x size."""
+    return next(scale for scale in (8, 4, 2, 1) if min(height, width) >= size * scale or scale == 1)
 
 
-def distort_color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Brightness, saturation, hue, contrast on a 3 x H x W float image in [0, 1]."""
-    # TF-slim clips only at the end; torchvision's saturation and hue take [0, 1] images, so
-    # the brightness shift is clipped first [decided].
-    x = (x + _uniform(gen, -BRIGHTNESS, BRIGHTNESS)).clamp(0, 1)
-    x = F.adjust_saturation(x, _uniform(gen, *SATURATION))
-    x = F.adjust_hue(x, _uniform(gen, -HUE, HUE))
+def crop_and_resize(data: bytes, size: int, augment: bool, gen) -> np.ndarray:
+    """The box of the JPEG `data` (random, or central), decoded at the scale it needs and
+    resized to size x size, bilinear as TF's resize_images (size x size x 3 uint8). The DCT
+    scale leaves a box under twice the output's side, so no antialiasing is needed."""
+    with Image.open(io.BytesIO(data)) as image:
+        w, h = image.size  # from the header: nothing decoded yet
+        if augment:
+            top, left, height, width = random_crop_box(h, w, gen)
+        else:
+            height, width = round(h * CENTRAL_FRACTION), round(w * CENTRAL_FRACTION)
+            top, left = (h - height) // 2, (w - width) // 2
+        scale = decode_scale(height, width, size)
+        if scale > 1:
+            image.draft("RGB", (math.ceil(w / scale), math.ceil(h / scale)))
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    sy, sx = pixels.shape[0] / h, pixels.shape[1] / w
+    box = pixels[round(top * sy) : round((top + height) * sy),
+                 round(left * sx) : round((left + width) * sx)]  # fmt: skip
+    return cv2.resize(box, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def distort_color(x: np.ndarray, gen: torch.Generator) -> np.ndarray:
+    """Brightness, saturation, hue, contrast on an H x W x 3 float32 image in [0, 1], as TF
+    computes each."""
+    # TF-slim clips only at the end; HSV needs [0, 1] images, so the brightness shift is
+    # clipped first [decided].
+    x = cv2.add(x, (_uniform(gen, -BRIGHTNESS, BRIGHTNESS),) * 3 + (0,))
+    np.clip(x, 0, 1, out=x)
+    hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # hue in degrees, saturation and value in [0, 1]
+    # tf.image.adjust_saturation: saturation scaled and clipped to 1; tf.image.adjust_hue: the
+    # hue turned, a negative turn as the positive one that equals it (OpenCV's vectorized
+    # conversion wraps hues past 360 degrees, not below 0).
+    hsv = cv2.multiply(hsv, (1, _uniform(gen, *SATURATION), 1, 0))
+    hsv = cv2.add(hsv, ((360 * _uniform(gen, -HUE, HUE)) % 360, 0, 0, 0))
+    hsv = cv2.min(hsv, (np.inf, 1, np.inf, 0))
+    x = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     x = adjust_contrast(x, _uniform(gen, *CONTRAST))
-    return x.clamp(0, 1)
+    return np.clip(x, 0, 1, out=x)
+
+
+def adjust_contrast(x: np.ndarray, factor: float) -> np.ndarray:
+    """tf.image.adjust_contrast: each channel of an H x W x 3 image scaled about its own mean
+    over the image (torchvision's scales every channel about one grey mean)."""
+    mean = cv2.mean(x)[:3]
+    return cv2.add(
+        cv2.multiply(x, (factor,) * 3 + (0,)), tuple((1 - factor) * m for m in mean) + (0,)
+    )
 
 
 def inception_input(
-    image: torch.Tensor, size: int, augment: bool, gen: torch.Generator | None = None
+    data: bytes, size: int, augment: bool, gen: torch.Generator | None = None
 ) -> torch.Tensor:
-    """A 3 x H x W uint8 image to the 3 x size x size float32 network input in [-1, 1]."""
-    h, w = image.shape[-2:]
-    if augment:
-        top, left, height, width = random_crop_box(h, w, gen)
-    else:
-        height, width = round(h * CENTRAL_FRACTION), round(w * CENTRAL_FRACTION)
-        top, left = (h - height) // 2, (w - width) // 2
-    x = F.resized_crop(
-        image.float() / 255, top, left, height, width, [size, size], antialias=True
-    ).clamp(0, 1)
+    """A JPEG file's bytes to the 3 x size x size float32 network input in [-1, 1]."""
+    x = crop_and_resize(data, size, augment, gen).astype(np.float32)
+    x *= np.float32(1 / 255)
     if augment:
         if torch.rand((), generator=gen).item() < 0.5:
-            x = x.flip(-1)
+            x = cv2.flip(x, 1)
         x = distort_color(x, gen)
-    return (x - 0.5) * 2
+    x *= 2
+    x -= 1
+    return torch.from_numpy(x).permute(2, 0, 1)  # channels last, as the models train

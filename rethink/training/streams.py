@@ -76,11 +76,10 @@ class Examples(Dataset):
         randomized = t.augment or t.crop
         gen = example_generator(t.seed, epoch, i) if randomized else None
         if isinstance(images, EncodedImages):
-            # Imported here: torchvision's transforms take 1.5 s to import, and only datasets
-            # stored as JPEG files need them.
-            from rethink.training.inception_preprocessing import decode, inception_input
+            # Imported here: only datasets stored as JPEG files need OpenCV.
+            from rethink.training.inception_preprocessing import inception_input
 
-            x = inception_input(decode(images[i]), t.size, t.augment, gen)
+            x = inception_input(images[i], t.size, t.augment, gen)
         else:
             x = preprocess(images[i : i + 1], t.size, crop=t.crop, augment=t.augment, gen=gen)[0]
         return x, int(self.data.labels[i]), i
