@@ -212,6 +212,11 @@ def _check_encoded(config: dict) -> None:
                 f"{setting['batch_size']} must split into sub-batches of {group}; choose a "
                 "divisor of it"
             )
+        if setting["jpeg_decoder"] == "nvjpeg" and setting["device"] == "cpu":
+            raise ConfigError(
+                f"config key '{key}.jpeg_decoder': nvjpeg decodes on a CUDA GPU and "
+                "training.device is cpu; use pillow, or another device"
+            )
         if setting["compile"] and processes > 1:
             raise ConfigError(
                 f"config key '{key}.compile': not available for runs on several processes "

@@ -103,6 +103,11 @@ def job_stats(dry_run_output: str) -> dict[str, str]:
         ),
         ({"training": {"optimizer": "adam"}}, "config key 'training.optimizer': 'adam' is not"),
         ({"training": {"weight_decay_on": "bias"}}, "'training.weight_decay_on': 'bias' is not"),
+        (
+            {"training": {"device": "cpu", "jpeg_decoder": "nvjpeg"}},
+            "config key 'training.jpeg_decoder': nvjpeg decodes on a CUDA GPU and "
+            "training.device is cpu",
+        ),
         # Values JSON schema lets through: NaN passes every bound, 1500.0 counts as an integer,
         # and `\d` matches every script's digits.
         ({"training": {"lr": float("nan")}}, "config key 'training.lr': nan is not a finite"),

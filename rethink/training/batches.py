@@ -175,11 +175,14 @@ class StreamedBatches:
         regularization = config.regularization
         self.splits = {split: open_split(path, split) for split in ("train", "test")}
         train_split, test_split = self.splits["train"], self.splits["test"]
+        decoder = config.jpeg_decoder
         transform = Transform(
-            config.crop_size, regularization.crop, regularization.augment, config.seed
+            config.crop_size, regularization.crop, regularization.augment, config.seed, decoder
         )
         train = Examples(train_split, transform)
-        plain = Transform(config.crop_size)
+        plain = Transform(config.crop_size, decoder=decoder)
+        encoded = isinstance(train_split.images, EncodedImages)
+        self.decode_on_device = decoder == "nvjpeg" and encoded
         shuffled = not isinstance(train_split.images, EncodedImages)
         self.file_positions = {
             "train": subset(len(train), config.train_subset, shuffled),
@@ -216,13 +219,19 @@ class StreamedBatches:
             "test": len(self.file_positions["test"]),
         }  # fmt: skip
         self.classes = train_split.classes
-        self.input_shape = tuple(train_eval[(0, 0)][0].shape)
+        side = config.crop_size
+        shape = (3, side, side) if self.decode_on_device else train_eval[(0, 0)][0].shape
+        self.input_shape = tuple(shape)
 
     def use_memory_format(self, memory_format: torch.memory_format) -> None:
         self.format = memory_format
 
     def _batch(self, loaded, split: str, size: int | None = None) -> Batch:
         x, y, file_index = loaded
+        if self.decode_on_device:
+            from rethink.training.nvjpeg import decode_batch  # torchvision.io: only here
+
+            x = decode_batch(*x, self.config.crop_size, self.device)
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.format)
         index = torch.searchsorted(self.sorted_positions[split], file_index)
         y = y.to(self.device, non_blocking=True)

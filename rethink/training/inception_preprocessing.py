@@ -16,6 +16,7 @@ the colour distortion runs on the 299x299 result, both in OpenCV.
 
 import io
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -95,17 +96,49 @@ def decode_scale(height: int, width: int, size: int) -> int:
     return next(scale for scale in (8, 4, 2, 1) if min(height, width) >= size * scale or scale == 1)
 
 
-def crop_and_resize(data: bytes, size: int, augment: bool, gen) -> np.ndarray:
+@dataclass(frozen=True)
+class Draws:
+    """One image's random numbers, drawn in TF's order before any pixel is decoded: the crop
+    box (top, left, height, width) and, under `augment`, the flip and the four colour factors
+    (brightness, saturation, hue, contrast). Both decoders apply the same draws."""
+
+    box: tuple[int, int, int, int]
+    flip: bool = False
+    colour: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def of(cls, h: int, w: int, augment: bool, gen: torch.Generator | None) -> "Draws":
+        """The draws for an h x w image: random under `augment`, else the central crop."""
+        if not augment:
+            height, width = round(h * CENTRAL_FRACTION), round(w * CENTRAL_FRACTION)
+            return cls(((h - height) // 2, (w - width) // 2, height, width))
+        box = random_crop_box(h, w, gen)
+        flip = torch.rand((), generator=gen).item() < 0.5
+        ranges = [(-BRIGHTNESS, BRIGHTNESS), SATURATION, (-HUE, HUE), CONTRAST]
+        return cls(box, flip, tuple(_uniform(gen, *bounds) for bounds in ranges))
+
+    def as_tensor(self) -> torch.Tensor:
+        """The draws as 9 numbers (no colour: saturation and contrast 1, the rest 0)."""
+        return torch.tensor([*self.box, self.flip, *(self.colour or (0.0, 1.0, 0.0, 1.0))],
+                            dtype=torch.float64)  # fmt: skip
+
+
+def draws_of(data: bytes, size: int, augment: bool, gen) -> Draws:
+    """The draws for the JPEG `data`, from its header alone."""
+    with Image.open(io.BytesIO(data)) as image:
+        w, h = image.size
+    return Draws.of(h, w, augment, gen)
+
+
+def crop_and_resize(data: bytes, size: int, augment: bool, gen) -> tuple[np.ndarray, Draws]:
     """The box of the JPEG `data` (random, or central), decoded at the scale it needs and
-    resized to size x size, bilinear as TF's resize_images (size x size x 3 uint8). The DCT
-    scale leaves a box under twice the output's side, so no antialiasing is needed."""
+    resized to size x size, bilinear as TF's resize_images (size x size x 3 uint8); and the
+    image's draws. The DCT scale leaves a box under twice the output's side, so no
+    antialiasing is needed."""
     with Image.open(io.BytesIO(data)) as image:
         w, h = image.size  # from the header: nothing decoded yet
-        if augment:
-            top, left, height, width = random_crop_box(h, w, gen)
-        else:
-            height, width = round(h * CENTRAL_FRACTION), round(w * CENTRAL_FRACTION)
-            top, left = (h - height) // 2, (w - width) // 2
+        draws = Draws.of(h, w, augment, gen)
+        top, left, height, width = draws.box
         scale = decode_scale(height, width, size)
         if scale > 1:
             image.draft("RGB", (math.ceil(w / scale), math.ceil(h / scale)))
@@ -113,25 +146,26 @@ def crop_and_resize(data: bytes, size: int, augment: bool, gen) -> np.ndarray:
     sy, sx = pixels.shape[0] / h, pixels.shape[1] / w
     box = pixels[round(top * sy) : round((top + height) * sy),
                  round(left * sx) : round((left + width) * sx)]  # fmt: skip
-    return cv2.resize(box, (size, size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(box, (size, size), interpolation=cv2.INTER_LINEAR), draws
 
 
-def distort_color(x: np.ndarray, gen: torch.Generator) -> np.ndarray:
-    """Brightness, saturation, hue, contrast on an H x W x 3 float32 image in [0, 1], as TF
-    computes each."""
+def distort_color(x: np.ndarray, colour: tuple[float, float, float, float]) -> np.ndarray:
+    """Brightness, saturation, hue, contrast, by the factors `colour`, on an H x W x 3 float32
+    image in [0, 1], as TF computes each."""
+    brightness, saturation, hue, contrast = colour
     # TF-slim clips only at the end; HSV needs [0, 1] images, so the brightness shift is
     # clipped first [decided].
-    x = cv2.add(x, (_uniform(gen, -BRIGHTNESS, BRIGHTNESS),) * 3 + (0,))
+    x = cv2.add(x, (brightness,) * 3 + (0,))
     np.clip(x, 0, 1, out=x)
     hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # hue in degrees, saturation and value in [0, 1]
     # tf.image.adjust_saturation: saturation scaled and clipped to 1; tf.image.adjust_hue: the
     # hue turned, a negative turn as the positive one that equals it (OpenCV's vectorized
     # conversion wraps hues past 360 degrees, not below 0).
-    hsv = cv2.multiply(hsv, (1, _uniform(gen, *SATURATION), 1, 0))
-    hsv = cv2.add(hsv, ((360 * _uniform(gen, -HUE, HUE)) % 360, 0, 0, 0))
+    hsv = cv2.multiply(hsv, (1, saturation, 1, 0))
+    hsv = cv2.add(hsv, ((360 * hue) % 360, 0, 0, 0))
     hsv = cv2.min(hsv, (np.inf, 1, np.inf, 0))
     x = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    x = adjust_contrast(x, _uniform(gen, *CONTRAST))
+    x = adjust_contrast(x, contrast)
     return np.clip(x, 0, 1, out=x)
 
 
@@ -148,12 +182,13 @@ def inception_input(
     data: bytes, size: int, augment: bool, gen: torch.Generator | None = None
 ) -> torch.Tensor:
     """A JPEG file's bytes to the 3 x size x size float32 network input in [-1, 1]."""
-    x = crop_and_resize(data, size, augment, gen).astype(np.float32)
+    pixels, draws = crop_and_resize(data, size, augment, gen)
+    x = pixels.astype(np.float32)
     x *= np.float32(1 / 255)
-    if augment:
-        if torch.rand((), generator=gen).item() < 0.5:
-            x = cv2.flip(x, 1)
-        x = distort_color(x, gen)
+    if draws.flip:
+        x = cv2.flip(x, 1)
+    if draws.colour:
+        x = distort_color(x, draws.colour)
     x *= 2
     x -= 1
     return torch.from_numpy(x).permute(2, 0, 1)  # channels last, as the models train

@@ -84,6 +84,9 @@ class RunConfig:
     nodes: int = 1  # machines, one torchrun each (several: srun + torchrun under SLURM)
     gpus_per_node: int = 1  # processes per machine: one per GPU (gloo processes on a CPU)
     loader_workers: int = 0  # DataLoader worker processes per training process
+    # JPEG datasets: decoded and augmented by the loader workers (pillow), or on the training
+    # GPU (nvjpeg: rethink.training.nvjpeg)
+    jpeg_decoder: str = "pillow"
     train_eval_images: int | None = None  # training accuracy on a fixed random subset this big
     tensorboard: bool = False  # event files in the run folder (the study's logging.tensorboard)
 
@@ -141,7 +144,7 @@ class RunConfig:
 ADDED_FOR_IMAGENET = (
     "train_eval_images", "lr_batch", "lr_decay_epochs", "optimizer", "rmsprop_decay",
     "rmsprop_epsilon", "weight_decay_on", "label_smoothing", "aux_loss_weight",
-    "batch_norm_scale", "batch_norm_decay", "batch_norm_group", "average_decay",
+    "batch_norm_scale", "batch_norm_decay", "batch_norm_group", "average_decay", "jpeg_decoder",
 )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from rethink.data.encoded import EncodedImages, is_encoded
 from rethink.data.h5io import read_dataset
@@ -38,6 +38,9 @@ class Transform:
     crop: bool = False  # random crop (the `crop` regularizer), arrays only
     augment: bool = False  # the `augment` regularizer
     seed: int = 0
+    # JPEGs: decoded in the worker (pillow), or only read there and decoded on the GPU
+    # (nvjpeg: rethink.training.nvjpeg)
+    decoder: str = "pillow"
 
 
 @dataclass
@@ -77,9 +80,14 @@ class Examples(Dataset):
         gen = example_generator(t.seed, epoch, i) if randomized else None
         if isinstance(images, EncodedImages):
             # Imported here: only datasets stored as JPEG files need OpenCV.
-            from rethink.training.inception_preprocessing import inception_input
+            from rethink.training.inception_preprocessing import draws_of, inception_input
 
-            x = inception_input(images[i], t.size, t.augment, gen)
+            if t.decoder == "nvjpeg":  # bytes and draws; decoded on the GPU (collate, below)
+                data = images[i]
+                draws = draws_of(data, t.size, t.augment, gen).as_tensor()
+                x = (torch.frombuffer(bytearray(data), dtype=torch.uint8), draws)
+            else:
+                x = inception_input(images[i], t.size, t.augment, gen)
         else:
             x = preprocess(images[i : i + 1], t.size, crop=t.crop, augment=t.augment, gen=gen)[0]
         return x, int(self.data.labels[i]), i
@@ -145,10 +153,20 @@ class Shard(torch.utils.data.Sampler):
         return iter(self.batches)
 
 
+def collate(items: list) -> tuple:
+    """A batch of examples; JPEGs left to decode on the GPU as (list of bytes, draws)."""
+    if not isinstance(items[0][0], tuple):
+        return default_collate(items)
+    encoded, labels, index = zip(*items, strict=True)
+    data, draws = zip(*encoded, strict=True)
+    return (list(data), torch.stack(draws)), torch.tensor(labels), torch.tensor(index)
+
+
 def loader(examples: Examples, sampler, workers: int, device: torch.device) -> DataLoader:
     return DataLoader(
         examples,
         batch_sampler=sampler,
+        collate_fn=collate,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,

@@ -14,6 +14,7 @@ from PIL import Image
 
 from rethink.training import inception_preprocessing as inception
 from rethink.training.inception_preprocessing import (
+    Draws,
     adjust_contrast,
     crop_and_resize,
     decode_scale,
@@ -124,7 +125,7 @@ def test_a_box_that_fits_no_attempt_falls_back_to_the_whole_image():
 
 def test_augmentation_flips_left_to_right_only(monkeypatch):
     monkeypatch.setattr(inception, "random_crop_box", lambda h, w, gen: (0, 0, h, w))
-    monkeypatch.setattr(inception, "distort_color", lambda x, gen: x)
+    monkeypatch.setattr(inception, "distort_color", lambda x, colour: x)
     image = coordinate_image(16, 16)
     plain = torch.from_numpy(image.astype(np.float32) / 255 * 2 - 1).permute(2, 0, 1)
     outputs = [
@@ -160,7 +161,7 @@ def test_colour_distortion_is_tfs(seed):
     gen = torch.Generator().manual_seed(seed)
     bounds = [(-32 / 255, 32 / 255), (0.5, 1.5), (-0.2, 0.2), (0.5, 1.5)]
     draws = [low + (high - low) * torch.rand((), generator=gen).item() for low, high in bounds]
-    ours = distort_color(x.copy(), torch.Generator().manual_seed(seed))
+    ours = distort_color(x.copy(), draws)
     np.testing.assert_allclose(ours, tf_distort_color(x, draws), atol=1e-5)
     assert ours.min() >= 0 and ours.max() <= 1
 
@@ -183,9 +184,24 @@ def test_a_large_jpeg_decoded_at_a_smaller_dct_scale_gives_the_full_decodes_outp
     data = encoded(scene, "JPEG", quality=90)
     monkeypatch.setattr(inception, "random_crop_box", lambda h, w, gen: (200, 300, 700, 900))
     assert decode_scale(700, 900, 299) == 2 and decode_scale(500, 900, 299) == 1
-    fast = crop_and_resize(data, 299, True, None)
+    fast, draws = crop_and_resize(data, 299, True, None)
+    assert draws.box == (200, 300, 700, 900)
     with Image.open(io.BytesIO(data)) as image:
         full = np.asarray(image)[200:900, 300:1200]
     reference = cv2.resize(full, (299, 299), interpolation=cv2.INTER_LINEAR)
     difference = np.abs(fast.astype(float) - reference)
     assert difference.mean() < 1 and np.percentile(difference, 99) < 6
+
+
+def test_an_images_draws_come_in_tfs_order_from_its_generator():
+    """Box, flip, then brightness, saturation, hue, contrast, each in its range; evaluation:
+    the central 87.5% and nothing random."""
+    gen, replay = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    draws = Draws.of(375, 500, True, gen)
+    assert draws.box == random_crop_box(375, 500, replay)
+    assert draws.flip == (torch.rand((), generator=replay).item() < 0.5)
+    bounds = [(-32 / 255, 32 / 255), (0.5, 1.5), (-0.2, 0.2), (0.5, 1.5)]
+    expected = [lo + (hi - lo) * torch.rand((), generator=replay).item() for lo, hi in bounds]
+    assert draws.colour == pytest.approx(expected)
+    assert Draws.of(375, 500, False, None) == Draws((23, 31, 328, 438))
+    assert Draws.of(375, 500, False, None).as_tensor().tolist() == [23, 31, 328, 438, 0, 0, 1, 0, 1]
