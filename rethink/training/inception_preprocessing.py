@@ -1,5 +1,7 @@
-"""The Inception preprocessing of ImageNet images (TF-slim's inception_preprocessing), one image
-at a time, with its random numbers from a torch.Generator of its own.
+"""The Inception preprocessing of ImageNet images, one image at a time, with its random numbers
+from a torch.Generator of its own: TF-slim's inception_preprocessing with fast_mode off (the
+Inception package's distort_color, ordering 0; slim's default fast mode keeps brightness and
+saturation only), as PAPER.md's section 8 lists it.
 
 Training, under the `augment` regularizer: a crop box drawn as TF's
 sample_distorted_bounding_box draws it (`random_crop_box`), resized to size x size, a random
@@ -109,9 +111,9 @@ class Draws:
     @classmethod
     def of(cls, h: int, w: int, augment: bool, gen: torch.Generator | None) -> "Draws":
         """The draws for an h x w image: random under `augment`, else the central crop."""
-        if not augment:
-            height, width = round(h * CENTRAL_FRACTION), round(w * CENTRAL_FRACTION)
-            return cls(((h - height) // 2, (w - width) // 2, height, width))
+        if not augment:  # tf.image.central_crop: the start truncated, the rest kept
+            top, left = int((h - h * CENTRAL_FRACTION) / 2), int((w - w * CENTRAL_FRACTION) / 2)
+            return cls((top, left, h - 2 * top, w - 2 * left))
         box = random_crop_box(h, w, gen)
         flip = torch.rand((), generator=gen).item() < 0.5
         ranges = [(-BRIGHTNESS, BRIGHTNESS), SATURATION, (-HUE, HUE), CONTRAST]
@@ -140,8 +142,8 @@ def crop_and_resize(data: bytes, size: int, augment: bool, gen) -> tuple[np.ndar
         draws = Draws.of(h, w, augment, gen)
         top, left, height, width = draws.box
         scale = decode_scale(height, width, size)
-        if scale > 1:
-            image.draft("RGB", (math.ceil(w / scale), math.ceil(h / scale)))
+        if scale > 1:  # Pillow picks the scale min(w // asked width, h // asked height)
+            image.draft("RGB", (w // scale, h // scale))
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     sy, sx = pixels.shape[0] / h, pixels.shape[1] / w
     box = pixels[round(top * sy) : round((top + height) * sy),

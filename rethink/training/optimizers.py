@@ -30,21 +30,28 @@ class TFRMSProp(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter with a gradient, each group's tensors at once
+        (torch's _foreach kernels, as torch's own optimizers: a few launches, not a few per
+        tensor)."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                state = self.state[p]
-                if not state:
-                    state["ms"] = torch.ones_like(p)
-                    state["mom"] = torch.zeros_like(p)
-                ms, mom = state["ms"], state["mom"]
-                ms.mul_(group["decay"]).addcmul_(g, g, value=1 - group["decay"])
-                mom.mul_(group["momentum"]).addcdiv_(
-                    g, ms.add(group["epsilon"]).sqrt_(), value=group["lr"]
-                )
-                p.sub_(mom)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p] |= {"ms": torch.ones_like(p), "mom": torch.zeros_like(p)}
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            ms = [self.state[p]["ms"] for p in params]
+            mom = [self.state[p]["mom"] for p in params]
+            torch._foreach_mul_(ms, group["decay"])
+            torch._foreach_addcmul_(ms, grads, grads, value=1 - group["decay"])
+            denominator = torch._foreach_add(ms, group["epsilon"])
+            torch._foreach_sqrt_(denominator)
+            torch._foreach_mul_(mom, group["momentum"])
+            torch._foreach_addcdiv_(mom, grads, denominator, value=group["lr"])
+            torch._foreach_sub_(params, mom)
 
 
 def decayed(model: torch.nn.Module, on: str) -> set[torch.nn.Parameter]:

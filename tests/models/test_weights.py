@@ -65,3 +65,36 @@ def test_the_file_is_safetensors_with_no_pickle_and_says_what_rebuilds_the_model
     assert b"\x80\x04" not in raw[: 8 + header_size]  # no pickle protocol marker
     with pytest.raises(ValueError, match="which: 'best'; give one of initial, final"):
         load_run_model(tmp_path, "best")
+
+
+def test_a_run_in_tfs_recipe_keeps_its_auxiliary_head_and_averaged_weights(variants, tmp_path):
+    """An MLP cannot have the auxiliary head: the file's spec names the head only where it
+    trained one; the moving average is kept under `averaged/` and loads as the model."""
+    config = RunConfig("mlp1x512", average_decay=0.5, **SETTINGS)
+    summary = train_run(variants["true"], tmp_path, config)
+    averaged = load_run_model(tmp_path, "averaged")
+    accuracy = accuracy_on_test_images(averaged, variants["true"], config)
+    assert accuracy == pytest.approx(summary["averaged_test_acc"], abs=1e-9)
+    final = load_run_model(tmp_path)
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(averaged.state_dict().values(), final.state_dict().values(), strict=True)
+    )
+    plain = tmp_path / "plain"
+    train_run(variants["true"], plain, RunConfig("mlp1x512", **SETTINGS))
+    with pytest.raises(ValueError, match="holds no averaged weights"):
+        load_run_model(plain, "averaged")
+
+
+def test_the_auxiliary_head_is_rebuilt_from_the_spec(tmp_path):
+    """Inception V3 trained with its auxiliary head (TF's recipe) loads back, head included."""
+    from rethink.models.weights import save_weights, weights_spec
+
+    config = RunConfig("inception-v3", aux_loss_weight=0.4, device="cpu")
+    model = make_model(config, (3, 299, 299), 10, torch.device("cpu"))
+    spec = weights_spec(config, (3, 299, 299), 10)
+    assert spec["aux_logits"] is True
+    assert "aux_logits" not in weights_spec(RunConfig("inception-v3"), (3, 299, 299), 10)
+    save_weights(tmp_path / WEIGHTS_FILE, model, model, spec)
+    loaded = load_run_model(tmp_path)
+    assert any(name.startswith("AuxLogits.") for name in loaded.state_dict())

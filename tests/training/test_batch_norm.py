@@ -50,7 +50,7 @@ def test_sub_batches_are_normalized_and_counted_as_batch_norm_would_one_after_an
     reference = torch.nn.BatchNorm2d(3, momentum=0.3)
     torch.nn.init.uniform_(reference.weight)
     torch.nn.init.uniform_(reference.bias)
-    sub = use_sub_batches(copy.deepcopy(reference), 4)
+    sub = use_sub_batches(copy.deepcopy(reference), 4, 3)
     outputs = [reference.train()(chunk) for chunk in x.split(4)]
     torch.testing.assert_close(sub.train()(x), torch.cat(outputs))
     for name in ("running_mean", "running_var"):
@@ -110,7 +110,7 @@ def test_the_gradient_of_a_global_batch_is_the_sum_over_any_split_into_sub_batch
         torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Flatten(),
         torch.nn.Linear(8 * 6 * 6, 3),
     )  # fmt: skip
-    whole = use_sub_batches(net, 4).train()
+    whole = use_sub_batches(net, 4, 4).train()
     halves = copy.deepcopy(whole)
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(16, 3, 8, 8, generator=gen), torch.randint(0, 3, (16,), generator=gen)

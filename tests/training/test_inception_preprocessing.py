@@ -37,10 +37,11 @@ def encoded(pixels: np.ndarray, format: str = "PNG", **options) -> bytes:
 
 
 def test_evaluation_takes_the_central_87_5_percent_scaled_to_minus_1_1():
-    image = coordinate_image(41, 41)  # the central round(0.875 x 41) = 36 rows and columns
-    x = inception_input(encoded(image), 36, augment=False)  # at its own size: no resampling
-    top = left = (41 - 36) // 2
-    expected = image[top : top + 36, left : left + 36].astype(np.float32) / 255 * 2 - 1
+    """tf.image.central_crop(0.875) of 41 rows: start int((41 - 35.875) / 2) = 2, 37 kept."""
+    image = coordinate_image(41, 41)
+    x = inception_input(encoded(image), 37, augment=False)  # at its own size: no resampling
+    top = left = 2
+    expected = image[top : top + 37, left : left + 37].astype(np.float32) / 255 * 2 - 1
     np.testing.assert_allclose(x.permute(1, 2, 0).numpy(), expected, atol=1e-6)
 
 
@@ -203,5 +204,25 @@ def test_an_images_draws_come_in_tfs_order_from_its_generator():
     bounds = [(-32 / 255, 32 / 255), (0.5, 1.5), (-0.2, 0.2), (0.5, 1.5)]
     expected = [lo + (hi - lo) * torch.rand((), generator=replay).item() for lo, hi in bounds]
     assert draws.colour == pytest.approx(expected)
-    assert Draws.of(375, 500, False, None) == Draws((23, 31, 328, 438))
-    assert Draws.of(375, 500, False, None).as_tensor().tolist() == [23, 31, 328, 438, 0, 0, 1, 0, 1]
+    assert Draws.of(375, 500, False, None) == Draws((23, 31, 329, 438))  # TF's central_crop
+    assert Draws.of(375, 500, False, None).as_tensor().tolist() == [23, 31, 329, 438, 0, 0, 1, 0, 1]
+
+
+def test_odd_sized_jpegs_are_decoded_at_the_scale_their_box_allows():
+    """1,025 x 683: a box of 650 x 1,000 allows half scale; Pillow must be asked for it so
+    that it does not fall back to the full size (683 // 342 would be 1)."""
+    rng = np.random.default_rng(1)
+    coarse = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    data = encoded(np.asarray(Image.fromarray(coarse).resize((1025, 683))), "JPEG", quality=90)
+    decoded = []
+    real_asarray = inception.np.asarray
+
+    def watch(image, *args, **kwargs):
+        decoded.append(image.size)
+        return real_asarray(image, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inception, "random_crop_box", lambda h, w, gen: (10, 10, 650, 1000))
+        patch.setattr(inception.np, "asarray", watch)
+        pixels, _ = crop_and_resize(data, 299, True, None)
+    assert decoded == [(513, 342)] and pixels.shape == (299, 299, 3)
