@@ -72,8 +72,12 @@ def averaged(model, config: RunConfig) -> WeightAverage | None:
     return None if config.average_decay is None else WeightAverage(model, config.average_decay)
 
 
-def pipeline_evaluation(model, data: DeviceData, config: RunConfig) -> Evaluation:
-    """The loop's evaluation of the training split of `data`."""
+def pipeline_evaluation(model, data: DeviceData, config: RunConfig, average=None) -> Evaluation:
+    """The loop's evaluation of the training split of `data` (with `average`, a
+    WeightAverage, that of the moving average too, as the loop does every epoch)."""
     context = context_for(config, data.train_labels.device)
+    if average is not None:
+        evaluate(average.model, InMemoryBatches(data, config).evaluation("train"), context,
+                 data.n_classes)  # fmt: skip
     batches = InMemoryBatches(data, config).evaluation("train")
     return evaluate(model, batches, context, data.n_classes)

@@ -134,9 +134,7 @@ def throughput(
         pipeline_epoch(net, optimizer, data, config, average=average)
 
     def evaluation():
-        pipeline_evaluation(net, data, config)
-        if average is not None:
-            pipeline_evaluation(average.model, data, config)
+        pipeline_evaluation(net, data, config, average)
 
     first = timed(train, device) + timed(evaluation, device)  # compiles, warms caches
     train_s, eval_s = min(timed(train, device) for _ in range(2)), timed(evaluation, device)

@@ -62,9 +62,7 @@ def measure_model(config: dict, dataset: str, model: str, device, steps: int) ->
     optimizer.zero_grad(set_to_none=True)
 
     def evaluation():  # the weights, and their moving average where the run keeps one
-        pipeline_evaluation(net, data, run)
-        if average is not None:
-            pipeline_evaluation(average.model, data, run)
+        pipeline_evaluation(net, data, run, average)
 
     pipeline_epoch(net, optimizer, data, run, average=average)  # warm-up: kernels, allocator
     step_s = timed(lambda: pipeline_epoch(net, optimizer, data, run, average=average), device)

@@ -83,19 +83,26 @@ def test_the_gpu_checks_recipe_is_the_imagenet_studys():
     assert {key: training[key] for key in TF_RECIPE} == TF_RECIPE
 
 
-@pytest.mark.slow
-def test_study_duration_uses_the_gpu_checks_measurements(gpu_check, tmp_path):
-    report, _ = gpu_check
+def study_duration_row(report: dict, dataset: str, tmp_path) -> tuple[str, list[str]]:
+    """study_duration.py on the study of `dataset` (studies/{dataset}.yaml) from gpu_check's
+    `report`: its output, and its row for the dataset, split."""
     (tmp_path / "check.json").write_text(json.dumps(report))
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "study_duration.py"), "--configfile",
-         str(REPO / "studies" / "cifar10.yaml"), "--gpu-check", str(tmp_path / "check.json")],
+         str(REPO / "studies" / f"{dataset}.yaml"), "--gpu-check", str(tmp_path / "check.json")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"measured by gpu_check on {report['device_name']}" in result.stdout
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith(dataset))
+    return result.stdout, row
+
+
+@pytest.mark.slow
+def test_study_duration_uses_the_gpu_checks_measurements(gpu_check, tmp_path):
+    report, _ = gpu_check
+    stdout, row = study_duration_row(report, "cifar10", tmp_path)
+    assert f"measured by gpu_check on {report['device_name']}" in stdout
     # mlp1x512 on CIFAR-10 (bf16 on this CPU, auto): 10 runs? read the row and recompute
-    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("cifar10"))
     rate = pd.DataFrame(report["throughput"])
     mlp = rate[(rate.model == row[1]) & (rate.precision == "bf16") & ~rate.compiled].iloc[0]
     epoch_s = math.ceil(50_000 / 128) * 128 / mlp.train_images_per_s + (
@@ -109,14 +116,7 @@ def test_study_duration_prices_table2_from_the_recipes_measurement(gpu_check, tm
     """The ImageNet study from part e): its global batch of 256 at the measured rate, and the
     50,000 training and 50,000 test images evaluated with the weights and their average."""
     report, _ = gpu_check
-    (tmp_path / "check.json").write_text(json.dumps(report))
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "study_duration.py"), "--configfile",
-         str(REPO / "studies" / "imagenet.yaml"), "--gpu-check", str(tmp_path / "check.json")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("imagenet"))
+    _, row = study_duration_row(report, "imagenet", tmp_path)
     rate = pd.DataFrame(report["throughput"])
     v3 = rate[(rate.model == "inception-v3") & (rate.precision == "bf16")].iloc[0]
     epoch_s = math.ceil(1_281_167 / 256) * 256 / v3.train_images_per_s + (

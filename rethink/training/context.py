@@ -65,7 +65,18 @@ class Context:
 
     def gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """Every process's `tensor` (first dimensions may differ), concatenated in rank order."""
-        return gather_rows(tensor)
+        if self.process.world == 1:
+            return tensor
+        sizes = [
+            torch.zeros(1, dtype=torch.int64, device=self.device) for _ in range(self.process.world)
+        ]
+        dist.all_gather(sizes, torch.tensor([len(tensor)], device=self.device))
+        longest = int(max(sizes).item())
+        padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+        padded[: len(tensor)] = tensor
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[: int(n.item())] for part, n in zip(parts, sizes, strict=True)])
 
     def share_buffers(self, model: torch.nn.Module) -> None:
         """Process 0's buffers (batch-norm statistics) in every process: all evaluate the model a
@@ -77,22 +88,6 @@ class Context:
     def barrier(self) -> None:
         if self.process.world > 1:
             dist.barrier()
-
-
-def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
-    """Every process's `tensor` (first dimensions may differ), concatenated in rank order; the
-    tensor itself outside a process group."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return tensor
-    sizes = [torch.zeros(1, dtype=torch.int64, device=tensor.device)
-             for _ in range(dist.get_world_size())]  # fmt: skip
-    dist.all_gather(sizes, torch.tensor([len(tensor)], device=tensor.device))
-    longest = int(max(sizes).item())
-    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
-    padded[: len(tensor)] = tensor
-    parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[: int(n.item())] for part, n in zip(parts, sizes, strict=True)])
 
 
 @contextlib.contextmanager
